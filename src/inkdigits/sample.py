@@ -1,0 +1,206 @@
+"""The sampling API that the CLI, the app and the benchmarks all use.
+
+    from inkdigits import load_generator
+    g = load_generator()                       # models/generator.safetensors + .json
+    g.generate([7, 7, 7], seed=1)              # (3, 28, 28) uint8, white strokes on black
+    s = g.styles(1, seed=5)                    # one handwriting style (a latent vector)
+    g.generate(range(10), styles=s)            # that style written as 0..9
+
+Thread-safe: each call uses its own random generator and the network is only read (eval mode, no grad),
+so Streamlit can serve many users from one loaded model.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import InkdigitsError
+from .models import NUM_CLASSES, GANConfig, Generator, to_uint8
+from .weights import load_into, read_config, read_tensors
+
+REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
+MAX_NUMBER_DIGITS = 16
+BATCH = 1000  # images per forward pass; bounds memory for large exports
+
+
+def default_weights() -> Path:
+    """``$INKDIGITS_WEIGHTS``, else the repo's ``models/generator.safetensors``, else ``./models/...``."""
+    env = os.environ.get("INKDIGITS_WEIGHTS")
+    if env:
+        return Path(env)
+    repo = REPO_MODELS / "generator.safetensors"
+    return repo if repo.exists() else Path("models") / "generator.safetensors"
+
+
+def random_seed() -> int:
+    return secrets.randbelow(2**31)
+
+
+def parse_number(text: str) -> list[int]:
+    """'2026' or '555-0100' -> digits; spaces and hyphens are ignored. Raises InkdigitsError."""
+    cleaned = "".join(ch for ch in str(text).strip() if ch not in " -")
+    if not cleaned:
+        raise InkdigitsError("type at least one digit (0-9)")
+    bad = sorted({ch for ch in cleaned if ch not in "0123456789"})
+    if bad:
+        raise InkdigitsError(f"{text!r} is not a number: only digits 0-9 are allowed (found {''.join(bad)!r})")
+    if len(cleaned) > MAX_NUMBER_DIGITS:
+        raise InkdigitsError(f"a number can have at most {MAX_NUMBER_DIGITS} digits (got {len(cleaned)})")
+    return [int(ch) for ch in cleaned]
+
+
+def _check_digits(digits) -> np.ndarray:
+    try:
+        arr = np.asarray(list(digits))
+    except TypeError:
+        raise InkdigitsError("digits must be a sequence of integers 0-9") from None
+    if arr.size and (not np.issubdtype(arr.dtype, np.integer) or arr.ndim != 1):
+        raise InkdigitsError("digits must be a sequence of integers 0-9")
+    if arr.size and (arr.min() < 0 or arr.max() >= NUM_CLASSES):
+        raise InkdigitsError(f"digits must be 0-9, got {int(arr.min())}..{int(arr.max())}")
+    return arr.astype(np.int64)
+
+
+class DigitGenerator:
+    """A loaded generator (EMA weights) and the ways to draw with it."""
+
+    def __init__(self, net: Generator, config: GANConfig, path: Path | None = None, info: dict | None = None):
+        self.net = net.eval()
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        self.config = config
+        self.path = Path(path) if path else None
+        self.info = info or {}
+
+    @property
+    def latent_dim(self) -> int:
+        return self.net.latent_dim
+
+    def styles(self, n: int, seed: int | None = None) -> np.ndarray:
+        """``n`` handwriting styles (latent vectors), reproducible from ``seed``."""
+        gen = torch.Generator().manual_seed(random_seed() if seed is None else int(seed))
+        return torch.randn(n, self.latent_dim, generator=gen).numpy()
+
+    @torch.inference_mode()
+    def _draw(self, z: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+        out = [to_uint8(self.net(z[i : i + BATCH], y[i : i + BATCH])) for i in range(0, len(z), BATCH)]
+        return torch.cat(out).numpy() if out else np.zeros((0, 28, 28), np.uint8)
+
+    def generate(self, digits: Sequence[int], seed: int | None = None, styles=None) -> np.ndarray:
+        """Draw each digit in ``digits``; returns uint8 (N, 28, 28), white on black.
+
+        ``styles``: optional latent vectors, (N, latent_dim) or one (latent_dim,) for all; otherwise drawn
+        from ``seed`` (a fresh random seed when None). The same seed gives the same images.
+        """
+        y = _check_digits(digits)
+        if styles is None:
+            z = torch.from_numpy(self.styles(len(y), seed))
+        else:
+            z = torch.as_tensor(np.asarray(styles, dtype=np.float32))
+            if z.ndim == 1:
+                z = z.expand(len(y), -1)
+            if z.shape != (len(y), self.latent_dim):
+                raise InkdigitsError(f"styles must have shape ({len(y)}, {self.latent_dim}), got {tuple(z.shape)}")
+        return self._draw(z.contiguous(), torch.from_numpy(y))
+
+    def write_number(self, digits: Sequence[int], seed: int | None = None, same_style: bool = True) -> np.ndarray:
+        """The digits of a number in one hand (or a new hand per digit)."""
+        y = _check_digits(digits)
+        styles = self.styles(1 if same_style else len(y), seed)
+        return self.generate(y, styles=styles[0] if same_style else styles)
+
+    def style_sheet(self, rows: int, seed: int | None = None) -> np.ndarray:
+        """``rows`` styles, each written as 0..9: (rows*10, 28, 28), row-major."""
+        styles = np.repeat(self.styles(rows, seed), NUM_CLASSES, axis=0)
+        return self.generate(np.tile(np.arange(NUM_CLASSES), rows), styles=styles)
+
+    def morph(self, digit_a: int, digit_b: int, frames: int = 8, seed: int | None = None,
+              same_style: bool = False) -> np.ndarray:  # fmt: skip
+        """Frames from (style A, digit A) to (style B, digit B): spherical interpolation of the style and a
+        linear blend of the two digits' class conditioning."""
+        _check_digits([digit_a, digit_b])
+        a, b = self.styles(2, seed)
+        if same_style:
+            b = a
+        t = np.linspace(0.0, 1.0, max(2, frames))
+        z = np.stack([slerp(a, b, ti) for ti in t]).astype(np.float32)
+        y = np.zeros((len(t), NUM_CLASSES), np.float32)
+        y[:, digit_a] += 1 - t
+        y[:, digit_b] += t
+        return self._draw(torch.from_numpy(z), torch.from_numpy(y))
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """Spherical interpolation: Gaussian latents live near a sphere, where straight lines cut inside."""
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    cos = np.clip(np.dot(a, b) / (na * nb + 1e-12), -1.0, 1.0)
+    omega = np.arccos(cos)
+    if omega < 1e-6:
+        return (1 - t) * a + t * b
+    return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+
+
+def build_generator(cfg: dict, path: Path | str = "config") -> tuple[Generator, GANConfig]:
+    try:
+        config = GANConfig.from_dict(cfg["config"])
+        net = Generator(**config.generator_kwargs())
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise InkdigitsError(f"{path}: config does not describe an inkdigits generator ({e})") from None
+    return net, config
+
+
+def load_generator(path: str | Path | None = None) -> DigitGenerator:
+    """Load ``path`` (.safetensors) and its ``.json`` config; clear errors for anything amiss."""
+    path = Path(path) if path else default_weights()
+    if path.is_dir():
+        raise InkdigitsError(f"{path}: is a directory, expected a .safetensors file")
+    if not path.exists():
+        raise InkdigitsError(f"{path}: weights file not found (train one with `inkdigits train --out runs/mine`)")
+    tensors = read_tensors(path)
+    cfg = read_config(path)
+    if cfg.get("architecture", "Generator") != "Generator":
+        raise InkdigitsError(f"{path}: holds a {cfg.get('architecture')}, not a generator")
+    net, config = build_generator(cfg, path)
+    load_into(net, tensors, path)
+    return DigitGenerator(net, config, path, info=cfg)
+
+
+def export_dataset(g: DigitGenerator, per_class: int, seed: int, out: Path, fmt: str = "npz") -> list[Path]:
+    """Write a labelled synthetic dataset: npz (images, labels) or MNIST-layout IDX files."""
+    from . import data
+    from .fileio import atomic_replace
+
+    labels = np.repeat(np.arange(NUM_CLASSES, dtype=np.uint8), per_class)
+    images = g.generate(labels.astype(np.int64), seed=seed)
+    out = Path(out)
+    try:
+        if fmt == "idx":
+            if out.exists() and not out.is_dir():
+                raise InkdigitsError(f"{out}: --format idx writes a folder, and this is a file")
+            paths = [out / data.IDX_FILES["x_train"], out / data.IDX_FILES["y_train"]]
+            data.write_idx(paths[0], images)
+            data.write_idx(paths[1], labels)
+            return paths
+        if out.suffix != ".npz":
+            raise InkdigitsError(f"{out}: --format npz writes a .npz file")
+        if out.is_dir():
+            raise InkdigitsError(f"{out}: is a directory")
+
+        def write(tmp):
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, images=images, labels=labels)
+
+        atomic_replace(out, write)
+        return [out]
+    except OSError as e:
+        raise InkdigitsError(f"{out}: cannot write ({e.strerror or e})") from None
+
+
+# The public names; `Generator` in the package namespace is the sampling object, not the nn.Module.
+__all__ = ["load_generator", "DigitGenerator", "parse_number", "random_seed", "export_dataset"]

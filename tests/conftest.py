@@ -1,0 +1,40 @@
+import os
+
+import numpy as np
+import pytest
+
+# Tests use tiny models; one thread is fastest and never fights a background training run.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def pytest_configure(config):
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def synthetic_arrays(n_train=640, n_test=200, seed=0):
+    """MNIST-shaped data: each digit class is a bar at its own position, plus noise. Cheap and learnable."""
+    rng = np.random.default_rng(seed)
+
+    def make(n):
+        y = np.arange(n) % 10
+        x = rng.integers(0, 30, size=(n, 28, 28)).astype(np.uint8)
+        for i, c in enumerate(y):
+            x[i, 4 + 2 * c : 6 + 2 * c, 4:24] = 255
+        return x, y.astype(np.uint8)
+
+    x_train, y_train = make(n_train)
+    x_test, y_test = make(n_test)
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """A cache folder holding a small synthetic dataset, used by everything that loads MNIST."""
+    from inkdigits import data
+
+    folder = tmp_path / "cache"
+    data.save_cache(synthetic_arrays(), folder, source="synthetic")
+    monkeypatch.setenv("INKDIGITS_DATA_DIR", str(folder))
+    return folder
