@@ -199,10 +199,10 @@ class Evaluator:
         return out
 
 
-def cas(images, labels, x_test, y_test, epochs: int = 10, seed: int = 0) -> float:
+def cas(images, labels, x_test, y_test, epochs: int = 10, seed: int = 0, batch_size: int = 128) -> float:
     """Train a fresh classifier on (images, labels) only; return its accuracy on real test digits."""
     model = train_classifier(torch.as_tensor(np.asarray(images)), torch.as_tensor(np.asarray(labels)),
-                             epochs=epochs, seed=seed)  # fmt: skip
+                             epochs=epochs, seed=seed, batch_size=batch_size)  # fmt: skip
     return accuracy(model, x_test, y_test)
 
 

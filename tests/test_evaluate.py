@@ -1,0 +1,139 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import synthetic_arrays
+
+from inkdigits import cli
+from inkdigits import evaluate as ev
+from inkdigits.errors import InkdigitsError
+
+
+def test_frechet_distance_matches_closed_form_for_diagonal_gaussians():
+    rng = np.random.default_rng(0)
+    mu1, mu2 = rng.normal(size=5), rng.normal(size=5)
+    a, b = rng.uniform(0.1, 3, 5), rng.uniform(0.1, 3, 5)
+    expected = ((mu1 - mu2) ** 2).sum() + (a + b - 2 * np.sqrt(a * b)).sum()
+    assert ev.frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(expected, rel=1e-10)
+
+
+def test_frechet_distance_for_rotated_gaussians():
+    # Same spectrum, rotated: C2 = R C1 R^T. Closed form for commuting case does not apply, check symmetry
+    # and the known value for 2-D isotropic scaling: N(0, s1^2 I) vs N(0, s2^2 I) -> d (s1 - s2)^2.
+    d = 4
+    assert ev.frechet_distance(np.zeros(d), 4 * np.eye(d), np.zeros(d), np.eye(d)) == pytest.approx(d * (2 - 1) ** 2)
+    rng = np.random.default_rng(1)
+    m = rng.normal(size=(d, d))
+    c1, c2 = m @ m.T, np.eye(d) * 2
+    assert ev.frechet_distance(np.zeros(d), c1, np.zeros(d), c2) == pytest.approx(
+        ev.frechet_distance(np.zeros(d), c2, np.zeros(d), c1), rel=1e-9
+    )
+
+
+def test_frechet_distance_is_real_and_finite_for_singular_covariances():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(5, 20))  # 5 samples in 20-D: rank-deficient covariances
+    y = rng.normal(size=(5, 20))
+    value = ev.fid(x, y)
+    assert np.isfinite(value) and value >= 0
+    assert ev.fid(x, x) == pytest.approx(0, abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def tiny_evaluator():
+    torch.set_num_threads(1)
+    arrays = synthetic_arrays(400, 300, seed=1)
+    clf = ev.train_classifier(torch.from_numpy(arrays["x_train"]), torch.from_numpy(arrays["y_train"]), epochs=4,
+                              batch_size=32)
+    return ev.Evaluator(clf, arrays["x_test"], arrays["y_test"]), arrays
+
+
+def test_real_against_real_gives_fid_zero_and_diversity_one(tiny_evaluator):
+    evaluator, arrays = tiny_evaluator
+    m = evaluator.metrics(arrays["x_test"], arrays["y_test"])
+    assert m["fid"] == pytest.approx(0, abs=1e-6)
+    assert m["fid_per_class"] == pytest.approx(0, abs=1e-6)
+    assert m["diversity"] == pytest.approx(1.0)
+    assert m["class_acc"] > 0.95
+
+
+def test_mode_collapse_gives_diversity_zero(tiny_evaluator):
+    evaluator, arrays = tiny_evaluator
+    x, y = arrays["x_test"], arrays["y_test"]
+    first = {c: x[np.flatnonzero(y == c)[0]] for c in range(10)}
+    collapsed = np.stack([first[c] for c in y])
+    m = evaluator.metrics(collapsed, y)
+    assert m["diversity"] == pytest.approx(0, abs=1e-6)
+    assert m["fid"] > 0
+
+
+def test_shuffled_labels_give_chance_class_accuracy(tiny_evaluator):
+    evaluator, arrays = tiny_evaluator
+    shuffled = np.random.default_rng(3).permutation(arrays["y_test"])
+    m = evaluator.metrics(arrays["x_test"], shuffled)
+    assert 0.03 < m["class_acc"] < 0.2
+
+
+def write_npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+GOOD_IMAGES = np.zeros((4, 28, 28), np.uint8)
+GOOD_LABELS = np.array([0, 1, 2, 3])
+
+
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        ({"imgs": GOOD_IMAGES, "labels": GOOD_LABELS}, "needs arrays 'images' and 'labels'"),
+        ({"images": np.zeros((4, 28, 27), np.uint8), "labels": GOOD_LABELS}, r"shape \(N, 28, 28\)"),
+        ({"images": GOOD_IMAGES.astype(np.float32), "labels": GOOD_LABELS}, "must be uint8"),
+        ({"images": np.full((4, 28, 28), np.nan), "labels": GOOD_LABELS}, "must be uint8"),
+        ({"images": GOOD_IMAGES, "labels": GOOD_LABELS[:3]}, r"labels must have shape \(4,\)"),
+        ({"images": GOOD_IMAGES, "labels": np.array([0, 1, 2, 10])}, "labels must be 0-9"),
+        ({"images": GOOD_IMAGES, "labels": np.array([0, 1, 2, -1])}, "labels must be 0-9"),
+        ({"images": GOOD_IMAGES, "labels": GOOD_LABELS.astype(float)}, "labels must be integers"),
+    ],
+)
+def test_bad_samples_files_are_clear_errors(tmp_path, arrays, message):
+    path = write_npz(tmp_path / "s.npz", **arrays)
+    with pytest.raises(InkdigitsError, match=message) as e:
+        ev.load_samples(path)
+    assert str(path) in str(e.value)
+
+
+def test_samples_file_that_is_not_npz(tmp_path):
+    path = tmp_path / "s.npz"
+    path.write_bytes(b"not a zip")
+    with pytest.raises(InkdigitsError, match="not a readable .npz"):
+        ev.load_samples(path)
+
+
+def test_cli_evaluate_samples_json(data_dir, tmp_path, tiny_evaluator, capsys):
+    evaluator, arrays = tiny_evaluator
+    ev.save_classifier(evaluator.classifier, tmp_path / "clf.safetensors", {"test_accuracy": 1.0})
+    samples = write_npz(tmp_path / "s.npz", images=arrays["x_test"][:100], labels=arrays["y_test"][:100])
+    code = cli.main(["evaluate", "--samples", str(samples), "--classifier", str(tmp_path / "clf.safetensors"),
+                     "--json", "--threads", "1"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"class_acc", "fid", "fid_per_class", "diversity", "fid_ratio"} <= set(result["samples"])
+    assert result["reference"]["n"] == 10 * 64  # the synthetic train set has 64 per digit
+    assert len(result["samples"]["class_acc_per_digit"]) == 10
+
+
+def test_cas_on_real_data_is_high(tiny_evaluator):
+    _, arrays = tiny_evaluator
+    acc = ev.cas(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], epochs=4, batch_size=32)
+    assert acc > 0.9
+
+
+def test_classifier_round_trip(tmp_path, tiny_evaluator):
+    evaluator, arrays = tiny_evaluator
+    ev.save_classifier(evaluator.classifier, tmp_path / "c.safetensors", {"test_accuracy": 0.5})
+    loaded = ev.load_classifier(tmp_path / "c.safetensors")
+    a, _ = ev.predict(evaluator.classifier, arrays["x_test"][:10])
+    b, _ = ev.predict(loaded, arrays["x_test"][:10])
+    np.testing.assert_allclose(a, b)
