@@ -1,0 +1,163 @@
+"""Streamlit AppTest tests for every tab, on a small untrained generator (fast and independent of models/)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from inkdigits.models import GANConfig, Generator
+from inkdigits.weights import save_weights
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    cfg = GANConfig(g_width=8, latent_dim=16)
+    torch.manual_seed(0)
+    net = Generator(**cfg.generator_kwargs()).eval()
+    path = tmp_path_factory.mktemp("weights") / "generator.safetensors"
+    save_weights(net, path, {"architecture": "Generator", "config": vars(cfg), "epoch": 0,
+                             "metrics": {"class_acc": 0.5, "fid": 1.0, "diversity": 0.9}})
+    return path
+
+
+@pytest.fixture
+def app(tiny_weights, monkeypatch):
+    monkeypatch.setenv("INKDIGITS_WEIGHTS", str(tiny_weights))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def result(at, key):
+    return at.session_state["results"][key]
+
+
+def test_generate_five_images_of_a_digit(app):
+    app.selectbox(key="digit").set_value(3)
+    app.button(key="go-digit").click().run()
+    assert not app.exception
+    assert len(app.image) == 5
+    assert [c for img in app.image for c in img.captions] == [f"3 · #{i}" for i in range(1, 6)]
+    title = [h.value for h in app.subheader]
+    assert any(t.startswith("Digit 3 · seed ") for t in title)
+    assert result(app, "digit")["images"].shape == (5, 28, 28)
+    assert len(app.get("download_button")) == 2
+
+
+def test_count_and_fixed_seed_reproduce_images(app):
+    app.number_input(key="count").set_value(12)
+    app.text_input(key="seed-digit").set_value("1234")
+    app.button(key="go-digit").click().run()
+    first = result(app, "digit")["images"].copy()
+    assert first.shape == (12, 28, 28)
+    assert any(h.value == "Digit 7 · seed 1234" for h in app.subheader)
+    app.button(key="go-digit").click().run()
+    np.testing.assert_array_equal(result(app, "digit")["images"], first)
+
+
+def test_unseeded_clicks_draw_new_images(app):
+    app.button(key="go-digit").click().run()
+    a = result(app, "digit")
+    app.button(key="go-digit").click().run()
+    b = result(app, "digit")
+    assert a["title"] != b["title"] and not np.array_equal(a["images"], b["images"])
+
+
+def test_write_a_number(app):
+    app.text_input(key="number").set_value("555-0100")
+    app.button(key="go-number").click().run()
+    assert not app.exception and not app.error
+    res = result(app, "number")
+    assert list(res["labels"]) == [5, 5, 5, 0, 1, 0, 0]
+    assert res["picture"].shape == (28, 7 * 24 + 4)
+    assert len(app.image) == 1
+
+
+@pytest.mark.parametrize("text, message", [("12a", "only digits"), ("1" * 40, "at most 16 digits"), ("", "at least one")])
+def test_bad_number_gets_an_inline_message(app, text, message):
+    app.text_input(key="number").set_value(text)
+    app.button(key="go-number").click().run()
+    assert not app.exception
+    assert any(message in e.value for e in app.error)
+    assert "number" not in app.session_state["results"] if "results" in app.session_state else True
+
+
+@pytest.mark.parametrize("count", [0, 65])
+def test_bad_count_gets_an_inline_message(app, count):
+    app.number_input(key="count").set_value(count)
+    app.button(key="go-digit").click().run()
+    assert not app.exception
+    assert any("between 1 and 64" in e.value for e in app.error)
+
+
+def test_bad_seed_gets_an_inline_message(app):
+    app.text_input(key="seed-digit").set_value("-3")
+    app.button(key="go-digit").click().run()
+    assert any("seed must be a whole number" in e.value for e in app.error)
+
+
+def test_style_sheet(app):
+    app.slider(key="rows").set_value(2)
+    app.text_input(key="seed-styles").set_value("5")
+    app.button(key="go-styles").click().run()
+    res = result(app, "styles")
+    assert res["images"].shape == (20, 28, 28) and list(res["labels"]) == list(range(10)) * 2
+    assert any(h.value == "2 hands × digits 0-9 · seed 5" for h in app.subheader)
+
+
+def test_morph(app):
+    app.slider(key="frames").set_value(6)
+    app.button(key="go-morph").click().run()
+    assert not app.exception
+    res = result(app, "morph")
+    assert res["images"].shape == (6, 28, 28)
+    assert res["labels"][0] == 1 and res["labels"][-1] == 7
+
+
+def test_results_stay_when_another_widget_changes(app):
+    app.button(key="go-digit").click().run()
+    before = result(app, "digit")["images"].copy()
+    app.text_input(key="number").set_value("42").run()
+    app.slider(key="rows").set_value(4).run()
+    assert len(app.image) == 5
+    np.testing.assert_array_equal(result(app, "digit")["images"], before)
+
+
+def test_sidebar_shows_the_metrics(app):
+    text = " ".join(m.value for m in app.sidebar.markdown)
+    assert "conditional GAN" in text and "Measured" in text
+
+
+@pytest.mark.parametrize("content", [None, b"", b"\x80\x04garbage"])
+def test_missing_or_corrupt_weights_show_the_fix(tmp_path, monkeypatch, content):
+    path = tmp_path / "generator.safetensors"
+    if content is not None:
+        path.write_bytes(content)
+    monkeypatch.setenv("INKDIGITS_WEIGHTS", str(path))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert any(str(path) in e.value for e in at.error)
+    assert any("git checkout models/" in i.value for i in at.info)
+
+
+def test_app_imports_no_training_code_and_no_dataset(tiny_weights, tmp_path):
+    code = (
+        "import sys; from streamlit.testing.v1 import AppTest\n"
+        f"at = AppTest.from_file({APP!r}, default_timeout=60).run()\n"
+        "assert not at.exception, at.exception\n"
+        "print(sorted(m for m in sys.modules if m.startswith('inkdigits')))\n"
+    )
+    env = {"INKDIGITS_WEIGHTS": str(tiny_weights), "INKDIGITS_DATA_DIR": str(tmp_path / "no-data"),
+           "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "inkdigits.train" not in out.stdout and "inkdigits.data" not in out.stdout
+    assert not (tmp_path / "no-data").exists()
