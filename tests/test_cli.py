@@ -1,0 +1,106 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from inkdigits import cli, data, load_generator
+from inkdigits.models import GANConfig, Generator
+from inkdigits.weights import save_weights
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    cfg = GANConfig(g_width=8, latent_dim=16)
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "generator.safetensors"
+    save_weights(Generator(**cfg.generator_kwargs()), path, {"architecture": "Generator", "config": vars(cfg)})
+    return path
+
+
+def run(*argv):
+    return cli.main([str(a) for a in argv])
+
+
+def test_help_and_python_m_entry_point():
+    out = subprocess.run([sys.executable, "-m", "inkdigits", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for command in ("data", "train", "generate", "export", "evaluate"):
+        assert command in out.stdout
+
+
+def test_generate_digit_png(weights, tmp_path, capsys):
+    assert run("generate", "--digit", 7, "--count", 16, "--seed", 0, "--weights", weights, "--out", tmp_path / "7.png") == 0
+    img = Image.open(tmp_path / "7.png")
+    assert img.mode == "L" and img.size == ((8 * 30 + 2) * 4, (2 * 30 + 2) * 4)
+    assert "seed 0" in capsys.readouterr().out
+
+
+def test_generate_is_reproducible(weights, tmp_path):
+    for name in ("a", "b"):
+        run("generate", "--digit", 3, "--seed", 9, "--weights", weights, "--out", tmp_path / f"{name}.png")
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+
+
+def test_generate_number_and_style_sheet(weights, tmp_path):
+    assert run("generate", "--number", 2026, "--seed", 0, "--weights", weights, "--out", tmp_path / "y.png") == 0
+    assert Image.open(tmp_path / "y.png").size == ((3 * 24 + 28) * 4, 28 * 4)
+    assert run("generate", "--style-sheet", "--rows", 3, "--weights", weights, "--out", tmp_path / "h.png") == 0
+    assert Image.open(tmp_path / "h.png").size == ((10 * 30 + 2) * 4, (3 * 30 + 2) * 4)
+
+
+def test_export_npz(weights, tmp_path):
+    assert run("export", "--per-class", 5, "--seed", 1, "--weights", weights, "--out", tmp_path / "s.npz") == 0
+    with np.load(tmp_path / "s.npz") as f:
+        assert f["images"].shape == (50, 28, 28) and f["images"].dtype == np.uint8
+        assert f["labels"].dtype == np.uint8 and np.bincount(f["labels"]).tolist() == [5] * 10
+        g = load_generator(weights)
+        np.testing.assert_array_equal(f["images"], g.generate(np.repeat(np.arange(10), 5), seed=1))
+
+
+def test_export_idx_round_trips_through_the_data_loader(weights, tmp_path):
+    out = tmp_path / "idx"
+    assert run("export", "--per-class", 3, "--format", "idx", "--weights", weights, "--out", out) == 0
+    x = data.read_idx(out / "train-images-idx3-ubyte")
+    y = data.read_idx(out / "train-labels-idx1-ubyte")
+    assert x.shape == (30, 28, 28) and y.tolist() == sorted(list(range(10)) * 3)
+    # Use it as a dataset (the test split too) through `inkdigits data fetch --from`.
+    for key in ("x_test", "y_test"):
+        (out / data.IDX_FILES[key]).write_bytes((out / data.IDX_FILES[key.replace("test", "train")]).read_bytes())
+    assert run("data", "fetch", "--from", out, "--cache-dir", tmp_path / "cache") == 0
+    arrays, _ = data.load_cached_arrays(tmp_path / "cache", fetch_if_needed=False)
+    np.testing.assert_array_equal(arrays["x_train"], x)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["generate", "--digit", "10", "--out", "x.png"], "out of range"),
+        (["generate", "--digit", "-1", "--out", "x.png"], "out of range"),
+        (["generate", "--digit", "x", "--out", "x.png"], "not a whole number"),
+        (["generate", "--digit", "1", "--count", "0", "--out", "x.png"], "out of range"),
+        (["generate", "--digit", "1", "--count", "100000", "--out", "x.png"], "out of range"),
+        (["generate", "--digit", "1", "--seed", "-5", "--out", "x.png"], "out of range"),
+        (["generate", "--number", "12a", "--out", "x.png"], "only digits"),
+        (["generate", "--number", "1" * 1000, "--out", "x.png"], "at most 16 digits"),
+        (["generate", "--digit", "1", "--out", "x.jpg"], "must be a .png"),
+        (["generate", "--digit", "1", "--frobnicate", "--out", "x.png"], "unrecognized arguments"),
+        (["generate", "--out", "x.png"], "one of the arguments"),
+        (["export", "--per-class", "0", "--out", "s.npz"], "out of range"),
+        (["export", "--out", "s.txt"], "writes a .npz"),
+        (["train", "--out", "r", "--lr", "-1"], "positive"),
+        (["train", "--out", "r", "--lr", "nan"], "positive"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(weights, tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    if argv[0] in ("generate", "export") and "--weights" not in argv:
+        argv = [*argv, "--weights", str(weights)]
+    with pytest.raises(SystemExit) as e:
+        raise SystemExit(cli.main(argv))
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not list(tmp_path.glob("x.*")) and not list(tmp_path.glob("s.*"))
