@@ -1,0 +1,87 @@
+"""One real-browser test: `streamlit run app.py`, Debian's Chromium driven by Playwright, click Generate.
+
+Set INKDIGITS_SCREENSHOT=1 to refresh docs/app.png from this run.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run", "--disable-quic"]
+
+pytestmark = pytest.mark.browser
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    port = free_port()
+    log = open(tmp_path / "streamlit.log", "w+")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, "streamlit exited early: " + (tmp_path / "streamlit.log").read_text()
+            assert time.time() < deadline, "streamlit did not start in 60 s"
+            time.sleep(0.3)
+        yield url, tmp_path / "streamlit.log"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_pick_a_digit_and_generate_in_chromium(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    assert Path(CHROMIUM).exists(), "install Debian's chromium (apt-get install -y chromium); .ci/run does"
+    url, log = server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url)
+        page.get_by_role("button", name="Generate").wait_for(timeout=60_000)
+        page.get_by_test_id("stSelectbox").first.click()
+        page.get_by_role("option", name="3", exact=True).click()
+        page.get_by_role("button", name="Generate").click()
+        images = page.locator('[data-testid="stImage"] img')
+        expect(images).to_have_count(5, timeout=30_000)
+        expect(page.get_by_text("Digit 3 · seed", exact=False)).to_be_visible()
+        for i in range(5):
+            expect(images.nth(i)).to_have_js_property("complete", True)
+            assert images.nth(i).evaluate("img => img.naturalWidth") > 0
+        if os.environ.get("INKDIGITS_SCREENSHOT"):
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(ROOT / "docs" / "app.png"), full_page=True)
+        browser.close()
+    text = log.read_text()
+    assert "Traceback" not in text and "torch.classes" not in text, text
