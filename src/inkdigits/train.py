@@ -83,9 +83,10 @@ class Trainer:
 
     def __init__(self, config: GANConfig, out: Path, *, device: str = "auto", limit: int | None = None,
                  resume: bool = False, classifier: Path | None = None, quiet: bool = False,
-                 resume_epochs: int | None = None):  # fmt: skip
+                 resume_epochs: int | None = None, mnist=None):  # fmt: skip
         self.config, self.out, self.limit, self.resume = config, Path(out), limit, resume
         self.resume_epochs = resume_epochs  # --epochs given with --resume: extend (or shorten) the run
+        self.mnist = mnist  # an in-memory data.MNIST instead of the cache (benchmarks)
         self.classifier_path, self.quiet = classifier, quiet
         self.rank, self.world, self.device = setup_distributed(device)
         self.is_main = self.rank == 0
@@ -139,11 +140,13 @@ class Trainer:
         self.local_batch = cfg.batch_size // self.world
 
         # Data: rank 0 fetches if needed, the others wait and then read the cache.
-        if self.rank != 0:
-            dist.barrier()
-        mnist = load_mnist(fetch_if_needed=self.is_main, log=self.log)
-        if self.rank == 0 and self.world > 1:
-            dist.barrier()
+        mnist = self.mnist
+        if mnist is None:
+            if self.rank != 0:
+                dist.barrier()
+            mnist = load_mnist(fetch_if_needed=self.is_main, log=self.log)
+            if self.rank == 0 and self.world > 1:
+                dist.barrier()
         n = min(self.limit or len(mnist.x_train), len(mnist.x_train))
         self.x, self.y, self.mnist = mnist.x_train[:n], mnist.y_train[:n], mnist
         if n < self.local_batch * self.world:

@@ -1,0 +1,68 @@
+"""Quality of a generator against real MNIST, with the real-data reference row.
+
+    python benchmarks/quality.py [--weights models/generator.safetensors] [--per-class 1000] [--cas]
+        [--save-metrics]   # also store the figures in the weights' .json (shown by the app's sidebar)
+
+Same metrics as `inkdigits evaluate` (see src/inkdigits/evaluate.py), plus a pass/fail line against the
+shipping bar: class acc >= 99% (every digit >= 97%), FID <= 10x real, diversity >= 0.90, CAS within 1.5 pt.
+"""
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+from inkdigits import data, load_generator
+from inkdigits import evaluate as ev
+from inkdigits.fileio import atomic_write_text
+from inkdigits.weights import config_path, read_config
+
+
+def bar(s: dict, r: dict) -> list[tuple[str, bool]]:
+    checks = [
+        ("class acc >= 99%", s["class_acc"] >= 0.99),
+        ("every digit >= 97%", min(s["class_acc_per_digit"]) >= 0.97),
+        ("FID <= 10x real", s["fid_ratio"] <= 10),
+        ("diversity >= 0.90", s["diversity"] >= 0.90),
+    ]
+    if "cas" in s:
+        checks.append(("CAS within 1.5 pt of real", r["cas"] - s["cas"] <= 0.015))
+    return checks
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--weights")
+    p.add_argument("--per-class", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cas", action="store_true")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--save-metrics", action="store_true")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    t0 = time.time()
+    g = load_generator(args.weights)
+    mnist = data.load_mnist()
+    labels = np.repeat(np.arange(10), args.per_class)
+    images = g.generate(labels, seed=args.seed)
+    result = ev.run_evaluation(images, labels, mnist, ev.load_classifier(), with_cas=args.cas)
+    s, r = result["samples"], result["reference"]
+    print(f"weights: {g.path}  ({args.per_class} per digit, seed {args.seed})\n")
+    print(ev.format_table({"inkdigits generator": s, "real MNIST train (1000/digit)": r}))
+    print("\nper-digit class acc: " + " ".join(f"{d}:{a:.1%}" for d, a in enumerate(s["class_acc_per_digit"])))
+    print("bar: " + ", ".join(f"{name} {'PASS' if ok else 'FAIL'}" for name, ok in bar(s, r)))
+    print(f"({time.time() - t0:.0f} s)")
+    if args.save_metrics:
+        cfg = read_config(g.path)
+        keep = ("class_acc", "class_acc_per_digit", "fid", "fid_ratio", "fid_per_class", "diversity", "cas")
+        cfg["metrics"] = {k: s[k] for k in keep if k in s}
+        cfg["metrics"]["reference"] = {k: r[k] for k in keep if k in r}
+        cfg["metrics"]["command"] = "python benchmarks/quality.py --cas --save-metrics"
+        atomic_write_text(config_path(g.path), json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+        print(f"saved metrics into {config_path(g.path)}")
+
+
+if __name__ == "__main__":
+    main()
