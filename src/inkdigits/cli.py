@@ -193,8 +193,8 @@ def cmd_evaluate(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    mnist = data.load_mnist()
     if args.action == "train-classifier":
+        mnist = data.load_mnist()
         out = args.out or ev.DEFAULT_CLASSIFIER
         torch.manual_seed(args.seed)
         model = ev.train_classifier(mnist.x_train, mnist.y_train, epochs=args.epochs, seed=args.seed, progress=True)
@@ -204,7 +204,7 @@ def cmd_evaluate(args) -> int:
                                         "command": command, "data": mnist.source})  # fmt: skip
         print(f"test accuracy {acc:.2%}; wrote {out}")
         return 0
-    classifier = ev.load_classifier(args.classifier)
+    # Check the user's files before the slow part (dataset, classifier features).
     if args.samples:
         images, labels = ev.load_samples(args.samples)
         name = str(args.samples)
@@ -213,6 +213,8 @@ def cmd_evaluate(args) -> int:
         labels = np.repeat(np.arange(10), args.per_class)
         images = g.generate(labels, seed=args.seed)
         name = f"{g.path.name} ({args.per_class}/digit, seed {args.seed})"
+    classifier = ev.load_classifier(args.classifier)
+    mnist = data.load_mnist()
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
     result = ev.run_evaluation(images, labels, mnist, classifier, with_cas=args.cas,
                                reference=not args.no_reference, log=log)  # fmt: skip
