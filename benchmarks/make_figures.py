@@ -1,0 +1,29 @@
+"""The README's and model card's sample grid: 10 rows (digits 0-9) x 10 samples, from the shipped weights.
+
+    python benchmarks/make_figures.py [--weights models/generator.safetensors] [--seed 0] [--out docs/samples.png]
+"""
+
+import argparse
+
+import numpy as np
+
+from inkdigits import images as im
+from inkdigits import load_generator
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--weights")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="docs/samples.png")
+    args = p.parse_args()
+    g = load_generator(args.weights)
+    # Columns are styles: the same latent vector in every row, so a column reads as one writer.
+    styles = np.tile(g.styles(10, seed=args.seed), (10, 1))
+    batch = g.generate(np.repeat(np.arange(10), 10), styles=styles)
+    im.save_png(im.grid(batch, ncols=10), args.out, scale=3)
+    print(f"wrote {args.out} ({g.path}, seed {args.seed})")
+
+
+if __name__ == "__main__":
+    main()
