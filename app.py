@@ -104,6 +104,21 @@ def store(key: str, **result) -> None:
     st.session_state.setdefault("results", {})[key] = result
 
 
+def checked(*parsers):
+    """Run the input parsers; the first bad input is shown inline (not raised) and gives None."""
+    try:
+        return [parse() for parse in parsers]
+    except InkdigitsError as e:
+        st.error(str(e))
+        return None
+
+
+def check_count(count) -> int:
+    if not 1 <= count <= MAX_COUNT:
+        raise InkdigitsError(f"how many must be between 1 and {MAX_COUNT} (got {count})")
+    return int(count)
+
+
 def seed_box(key: str) -> str:
     return st.text_input("Seed", key=f"seed-{key}", placeholder="empty = new images every click",
                          help="The same seed always gives the same images.")  # fmt: skip
@@ -114,19 +129,13 @@ def tab_digit(g) -> None:
     digit = c1.selectbox("Digit", list(range(10)), index=7, key="digit")
     count = c2.number_input("How many", value=5, step=1, key="count", help=f"1 to {MAX_COUNT}")
     seed_text = seed_box("digit")
-    if c3.button("Generate", type="primary", key="go-digit"):
-        try:
-            if not 1 <= count <= MAX_COUNT:
-                raise InkdigitsError(f"how many must be between 1 and {MAX_COUNT} (got {count})")
-            seed = parse_seed(seed_text)
-        except InkdigitsError as e:
-            st.error(str(e))
-        else:
-            n = int(count)
-            batch = g.generate([digit] * n, seed=seed)
-            store("digit", layout="cells", images=batch, labels=[digit] * n, title=f"Digit {digit} · seed {seed}",
-                  captions=[f"{digit} · #{i + 1}" for i in range(n)], picture=im.grid(batch, ncols=min(n, 8)),
-                  file=f"digit{digit}-seed{seed}")  # fmt: skip
+    if c3.button("Generate", type="primary", key="go-digit") and (ok := checked(lambda: check_count(count),
+                                                                             lambda: parse_seed(seed_text))):
+        n, seed = ok
+        batch = g.generate([digit] * n, seed=seed)
+        store("digit", layout="cells", images=batch, labels=[digit] * n, title=f"Digit {digit} · seed {seed}",
+              captions=[f"{digit} · #{i + 1}" for i in range(n)], picture=im.grid(batch, ncols=min(n, 8)),
+              file=f"digit{digit}-seed{seed}")  # fmt: skip
     show_result("digit")
 
 
@@ -135,33 +144,25 @@ def tab_number(g) -> None:
     text = c1.text_input(f"Number (up to {MAX_NUMBER_DIGITS} digits)", value="2026", key="number")
     style = c2.radio("Handwriting", ["One hand", "New hand per digit"], key="number-style", horizontal=True)
     seed_text = seed_box("number")
-    if st.button("Write it", type="primary", key="go-number"):
-        try:
-            digits = parse_number(text)
-            seed = parse_seed(seed_text)
-        except InkdigitsError as e:
-            st.error(str(e))
-        else:
-            batch = g.write_number(digits, seed=seed, same_style=style == "One hand")
-            shown = "".join(map(str, digits))
-            store("number", layout="picture", images=batch, labels=digits, picture=im.line(batch),
-                  title=f"Number {shown} · seed {seed}", caption=f"{shown} ({style.lower()})", file=f"number{shown}-seed{seed}")  # fmt: skip
+    if st.button("Write it", type="primary", key="go-number") and (ok := checked(lambda: parse_number(text),
+                                                                            lambda: parse_seed(seed_text))):
+        digits, seed = ok
+        batch = g.write_number(digits, seed=seed, same_style=style == "One hand")
+        shown = "".join(map(str, digits))
+        store("number", layout="picture", images=batch, labels=digits, picture=im.line(batch),
+              title=f"Number {shown} · seed {seed}", caption=f"{shown} ({style.lower()})", file=f"number{shown}-seed{seed}")  # fmt: skip
     show_result("number")
 
 
 def tab_styles(g) -> None:
     rows = st.slider("Writers (rows)", 1, 8, 3, key="rows")
     seed_text = seed_box("styles")
-    if st.button("Draw 0-9 in each hand", type="primary", key="go-styles"):
-        try:
-            seed = parse_seed(seed_text)
-        except InkdigitsError as e:
-            st.error(str(e))
-        else:
-            batch = g.style_sheet(rows, seed=seed)
-            store("styles", layout="picture", images=batch, labels=list(range(10)) * rows, picture=im.grid(batch, ncols=10),
-                  title=f"{rows} hands × digits 0-9 · seed {seed}", caption="each row: one style written as every digit",
-                  file=f"hands{rows}-seed{seed}", scale=3)  # fmt: skip
+    if st.button("Draw 0-9 in each hand", type="primary", key="go-styles") and (ok := checked(lambda: parse_seed(seed_text))):
+        (seed,) = ok
+        batch = g.style_sheet(rows, seed=seed)
+        store("styles", layout="picture", images=batch, labels=list(range(10)) * rows, picture=im.grid(batch, ncols=10),
+              title=f"{rows} hands × digits 0-9 · seed {seed}", caption="each row: one style written as every digit",
+              file=f"hands{rows}-seed{seed}", scale=3)  # fmt: skip
     show_result("styles")
 
 
@@ -172,17 +173,13 @@ def tab_morph(g) -> None:
     frames = c3.slider("Frames", 2, 16, 8, key="frames")
     same = st.checkbox("Keep one handwriting style (morph only the digit)", key="morph-same")
     seed_text = seed_box("morph")
-    if st.button("Morph", type="primary", key="go-morph"):
-        try:
-            seed = parse_seed(seed_text)
-        except InkdigitsError as e:
-            st.error(str(e))
-        else:
-            batch = g.morph(a, b, frames=frames, seed=seed, same_style=same)
-            labels = [a if t < 0.5 else b for t in np.linspace(0, 1, len(batch))]
-            store("morph", layout="picture", images=batch, labels=labels, picture=im.grid(batch, ncols=len(batch)),
-                  title=f"Morph {a} → {b} · {frames} frames · seed {seed}", caption="style and digit interpolated",
-                  file=f"morph{a}to{b}-seed{seed}")  # fmt: skip
+    if st.button("Morph", type="primary", key="go-morph") and (ok := checked(lambda: parse_seed(seed_text))):
+        (seed,) = ok
+        batch = g.morph(a, b, frames=frames, seed=seed, same_style=same)
+        labels = [a if t < 0.5 else b for t in np.linspace(0, 1, len(batch))]
+        store("morph", layout="picture", images=batch, labels=labels, picture=im.grid(batch, ncols=len(batch)),
+              title=f"Morph {a} → {b} · {frames} frames · seed {seed}", caption="style and digit interpolated",
+              file=f"morph{a}to{b}-seed{seed}")  # fmt: skip
     show_result("morph")
 
 

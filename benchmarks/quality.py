@@ -20,6 +20,37 @@ from inkdigits.fileio import atomic_write_text
 from inkdigits.weights import config_path, read_config
 
 
+def independent_check(images, labels, mnist, epochs: int = 8, seed: int = 1) -> tuple[float, float, float]:
+    """A second judge with nothing in common with the reference CNN: an MLP on raw pixels.
+
+    Returns (its accuracy on real test digits, on the samples, on the 1000/digit real reference set)."""
+    from torch import nn
+
+    torch.manual_seed(seed)
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Dropout(0.2), nn.Linear(512, 256), nn.ReLU(),
+                        nn.Dropout(0.2), nn.Linear(256, 10))  # fmt: skip
+    opt = torch.optim.Adam(mlp.parameters(), lr=1e-3)
+    x, y = mnist.x_train.float() / 255, mnist.y_train
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=gen)
+        for i in range(0, len(x), 128):
+            idx = order[i : i + 128]
+            loss = nn.functional.cross_entropy(mlp(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    mlp.eval()
+
+    def acc(imgs, labs):
+        with torch.no_grad():
+            pred = mlp(torch.as_tensor(np.asarray(imgs)).float() / 255).argmax(1).numpy()
+        return float((pred == np.asarray(labs)).mean())
+
+    rx, ry = ev.real_reference_set(mnist.x_train.numpy(), mnist.y_train.numpy(), 1000)
+    return acc(mnist.x_test, mnist.y_test.numpy()), acc(images, labels), acc(rx, ry)
+
+
 def bar(s: dict, r: dict) -> list[tuple[str, bool]]:
     checks = [
         ("class acc >= 99%", s["class_acc"] >= 0.99),
@@ -53,12 +84,16 @@ def main():
     print(ev.format_table({"inkdigits generator": s, "real MNIST train (1000/digit)": r}))
     print("\nper-digit class acc: " + " ".join(f"{d}:{a:.1%}" for d, a in enumerate(s["class_acc_per_digit"])))
     print("bar: " + ", ".join(f"{name} {'PASS' if ok else 'FAIL'}" for name, ok in bar(s, r)))
+    mlp_test, mlp_samples, mlp_real = independent_check(images, labels, mnist)
+    print(f"independent judge (pixel MLP, {mlp_test:.2%} on MNIST test): reads {mlp_samples:.2%} of the samples "
+          f"as the requested digit (real train digits: {mlp_real:.2%})")
     print(f"({time.time() - t0:.0f} s)")
     if args.save_metrics:
         cfg = read_config(g.path)
         keep = ("class_acc", "class_acc_per_digit", "fid", "fid_ratio", "fid_per_class", "diversity", "cas")
         cfg["metrics"] = {k: s[k] for k in keep if k in s}
         cfg["metrics"]["reference"] = {k: r[k] for k in keep if k in r}
+        cfg["metrics"]["independent_mlp_class_acc"] = mlp_samples
         cfg["metrics"]["command"] = "python benchmarks/quality.py --cas --save-metrics"
         atomic_write_text(config_path(g.path), json.dumps(cfg, indent=2, sort_keys=True) + "\n")
         print(f"saved metrics into {config_path(g.path)}")
