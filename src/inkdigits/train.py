@@ -12,6 +12,7 @@ mid-epoch. SIGINT/SIGTERM save and exit with 130/143.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import math
 import os
@@ -41,6 +42,10 @@ from .weights import save_weights
 CHECKPOINT = "checkpoint.pt"
 MIN_FREE_BYTES = 200 * 2**20  # a checkpoint is a few MB; refuse to start with less than this free
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+# Don't re-broadcast buffers at every forward (newer torch renamed the switch; buffers still sync at init,
+# which is harmless here: every rank builds identical models from the same seed).
+_DDP_ARGS = inspect.signature(DDP.__init__).parameters
+NO_BUFFER_SYNC = {"forward_sync_buffers": False} if "forward_sync_buffers" in _DDP_ARGS else {"broadcast_buffers": False}
 
 
 class TrainingStopped(Exception):
@@ -171,8 +176,8 @@ class Trainer:
             self.load_state(state)
         if self.world > 1:
             # No BatchNorm in D; G's BN buffers stay per-rank (broadcasting them in-place breaks autograd).
-            self.G_train = DDP(self.G, broadcast_buffers=False)
-            self.D_train = DDP(self.D, broadcast_buffers=False)
+            self.G_train = DDP(self.G, **NO_BUFFER_SYNC)
+            self.D_train = DDP(self.D, **NO_BUFFER_SYNC)
         else:
             self.G_train, self.D_train = self.G, self.D
         self.autocast = self.device.type == "cuda"
