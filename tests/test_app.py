@@ -151,13 +151,13 @@ def test_missing_or_corrupt_weights_show_the_fix(tmp_path, monkeypatch, content)
 def test_app_imports_no_training_code_and_no_dataset(tiny_weights, tmp_path):
     code = (
         "import sys; from streamlit.testing.v1 import AppTest\n"
-        f"at = AppTest.from_file({APP!r}, default_timeout=60).run()\n"
+        f"at = AppTest.from_file({APP!r}, default_timeout=180).run()\n"
         "assert not at.exception, at.exception\n"
         "print(sorted(m for m in sys.modules if m.startswith('inkdigits')))\n"
     )
     env = {"INKDIGITS_WEIGHTS": str(tiny_weights), "INKDIGITS_DATA_DIR": str(tmp_path / "no-data"),
            "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=240)
     assert out.returncode == 0, out.stderr
     assert "inkdigits.train" not in out.stdout and "inkdigits.data" not in out.stdout
     assert not (tmp_path / "no-data").exists()

@@ -68,7 +68,7 @@ def test_pick_a_digit_and_generate_in_chromium(server):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(url)
+        page.goto(url, timeout=120_000)  # the first page load imports torch in the server
         page.get_by_role("button", name="Generate").wait_for(timeout=60_000)
         page.get_by_test_id("stSelectbox").first.click()
         page.get_by_role("option", name="3", exact=True).click()
