@@ -104,9 +104,7 @@ def accuracy(model: Classifier, images, labels) -> float:
 
 
 def save_classifier(model: Classifier, path: Path, info: dict) -> None:
-    cfg = {"architecture": "Classifier", "config": {"width": model.body[0][0].out_channels,
-           "feature_dim": model.head.in_features, "dropout": model.dropout.p}, **info}  # fmt: skip
-    save_weights(model, path, cfg)
+    save_weights(model, path, {"architecture": "Classifier", "config": dict(model.config), **info})
 
 
 def load_classifier(path: Path | None = None) -> Classifier:

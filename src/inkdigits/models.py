@@ -11,8 +11,7 @@ and real and fake batches can share one forward.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 
 import torch
 import torch.nn.functional as F
@@ -50,9 +49,6 @@ class GANConfig:
         if unknown:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
         return cls(**d)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
 
     def generator_kwargs(self) -> dict:
         return {"latent_dim": self.latent_dim, "width": self.g_width, "embed_dim": self.embed_dim}
@@ -138,6 +134,7 @@ class Classifier(nn.Module):
 
     def __init__(self, width: int = 32, feature_dim: int = 128, dropout: float = 0.3):
         super().__init__()
+        self.config = {"width": width, "feature_dim": feature_dim, "dropout": dropout}  # saved beside the weights
 
         def block(cin, cout):
             return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
