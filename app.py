@@ -6,7 +6,6 @@ user's results live in their own st.session_state, so they survive reruns when a
 
 from __future__ import annotations
 
-import io
 import os
 
 import numpy as np
@@ -15,7 +14,14 @@ import torch
 
 from inkdigits import images as im
 from inkdigits.errors import InkdigitsError
-from inkdigits.sample import MAX_NUMBER_DIGITS, default_weights, load_generator, parse_number, random_seed
+from inkdigits.sample import (
+    MAX_NUMBER_DIGITS,
+    dataset_npz_bytes,
+    default_weights,
+    load_generator,
+    parse_number,
+    random_seed,
+)
 
 # Streamlit's file watcher walks every module's __path__; torch.classes answers with an error. It has none.
 torch.classes.__path__ = []
@@ -35,12 +41,6 @@ def get_generator(path: str):
 
 def big(image: np.ndarray, scale: int = SCALE) -> np.ndarray:
     return im.upscale(image, scale)
-
-
-def npz_bytes(images: np.ndarray, labels) -> bytes:
-    buf = io.BytesIO()
-    np.savez_compressed(buf, images=images, labels=np.asarray(labels, dtype=np.uint8))
-    return buf.getvalue()
 
 
 def parse_seed(text: str) -> int:
@@ -96,7 +96,7 @@ def show_result(key: str) -> None:
     c1, c2 = st.columns(2)
     c1.download_button("Download PNG", im.png_bytes(res["picture"], scale=4), file_name=f"{res['file']}.png",
                        mime="image/png", key=f"png-{key}")  # fmt: skip
-    c2.download_button("Download batch (.npz)", npz_bytes(res["images"], res["labels"]), file_name=f"{res['file']}.npz",
+    c2.download_button("Download batch (.npz)", dataset_npz_bytes(res["images"], res["labels"]), file_name=f"{res['file']}.npz",
                        mime="application/octet-stream", key=f"npz-{key}")  # fmt: skip
 
 

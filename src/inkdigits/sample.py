@@ -12,6 +12,7 @@ so Streamlit can serve many users from one loaded model.
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 from collections.abc import Sequence
@@ -171,10 +172,17 @@ def load_generator(path: str | Path | None = None) -> DigitGenerator:
     return DigitGenerator(net, config, path, info=cfg)
 
 
+def dataset_npz_bytes(images: np.ndarray, labels) -> bytes:
+    """A labelled batch as ``.npz`` bytes: ``images`` (N,28,28) uint8 and ``labels`` (N,) uint8."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, images=np.asarray(images, dtype=np.uint8), labels=np.asarray(labels, dtype=np.uint8))
+    return buf.getvalue()
+
+
 def export_dataset(g: DigitGenerator, per_class: int, seed: int, out: Path, fmt: str = "npz") -> list[Path]:
     """Write a labelled synthetic dataset: npz (images, labels) or MNIST-layout IDX files."""
     from . import data
-    from .fileio import atomic_replace
+    from .fileio import atomic_write_bytes
 
     labels = np.repeat(np.arange(NUM_CLASSES, dtype=np.uint8), per_class)
     images = g.generate(labels.astype(np.int64), seed=seed)
@@ -191,12 +199,7 @@ def export_dataset(g: DigitGenerator, per_class: int, seed: int, out: Path, fmt:
             raise InkdigitsError(f"{out}: --format npz writes a .npz file")
         if out.is_dir():
             raise InkdigitsError(f"{out}: is a directory")
-
-        def write(tmp):
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, images=images, labels=labels)
-
-        atomic_replace(out, write)
+        atomic_write_bytes(out, dataset_npz_bytes(images, labels))
         return [out]
     except OSError as e:
         raise InkdigitsError(f"{out}: cannot write ({e.strerror or e})") from None
