@@ -48,7 +48,10 @@ def main():
     p.add_argument("--weights")
     p.add_argument("--users", type=int, nargs="+", default=[1, 8, 32])
     p.add_argument("--clicks", type=int, default=50)
+    p.add_argument("--dry-run", action="store_true", help="2 users x 3 clicks, to check that the script works")
     args = p.parse_args()
+    if args.dry_run:
+        args.users, args.clicks = [1, 2], 3
     torch.set_num_threads(1)  # what the app sets: one thread per request, many requests at once
     g = load_generator(args.weights)
     g.generate([0] * 5, seed=0)

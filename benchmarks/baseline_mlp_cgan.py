@@ -18,6 +18,7 @@ from torch import nn
 
 from inkdigits import data
 from inkdigits import evaluate as ev
+from inkdigits.classifier import load_classifier
 from inkdigits.models import to_uint8, to_unit
 
 
@@ -55,7 +56,9 @@ def main():
     p.add_argument("--minutes", type=float, default=15)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dry-run", action="store_true", help="a few steps, to check that the script works")
     args = p.parse_args()
+    max_steps, per_class = (5, 20) if args.dry_run else (None, 1000)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     mnist = data.load_mnist()
@@ -79,15 +82,18 @@ def main():
             loss_d.backward()
             opt_d.step()
             step += 1
-            if time.perf_counter() - start >= args.minutes * 60:
+            if time.perf_counter() - start >= args.minutes * 60 or step == max_steps:
                 break
+        if step == max_steps:
+            break
     minutes = (time.perf_counter() - start) / 60
     G.eval()
-    labels = np.repeat(np.arange(10), 1000)
+    labels = np.repeat(np.arange(10), per_class)
     z = torch.randn(len(labels), 100, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         images = to_uint8(G(z, torch.from_numpy(labels))).numpy()
-    result = ev.run_evaluation(images, labels, mnist, ev.load_classifier(), with_cas=True)
+    result = ev.run_evaluation(images, labels, mnist, load_classifier(), with_cas=True,
+                               cas_epochs=1 if args.dry_run else ev.CAS_EPOCHS)  # fmt: skip
     print(f"MLP cGAN (cgan.py-style): {step} steps = {step * 64 / n:.1f} epochs in {minutes:.1f} min\n")
     print(ev.format_table({"MLP cGAN baseline": result["samples"], "real MNIST train (1000/digit)": result["reference"]}))
 

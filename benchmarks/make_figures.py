@@ -4,6 +4,7 @@
 """
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 
@@ -16,7 +17,12 @@ def main():
     p.add_argument("--weights")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="docs/samples.png")
+    p.add_argument("--dry-run", action="store_true", help="write the grid to a temporary file instead")
     args = p.parse_args()
+    if args.dry_run:
+        import tempfile
+
+        args.out = str(Path(tempfile.mkdtemp(prefix="figures-")) / "samples.png")
     g = load_generator(args.weights)
     # Columns are styles: the same latent vector in every row, so a column reads as one writer.
     styles = np.tile(g.styles(10, seed=args.seed), (10, 1))

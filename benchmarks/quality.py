@@ -1,7 +1,7 @@
 """Quality of a generator against real MNIST, with the real-data reference row.
 
     python benchmarks/quality.py [--weights models/generator.safetensors] [--per-class 1000] [--cas]
-        [--save-metrics]   # also store the figures in the weights' .json (shown by the app's sidebar)
+        [--save-metrics]   # store the figures in NAME.metrics.json beside the weights (the app shows them)
 
 Same metrics as `inkdigits evaluate` (see src/inkdigits/evaluate.py), plus a pass/fail line against the
 shipping bar: class acc >= 99% (every digit >= 97%), FID <= 10x real, diversity >= 0.90, CAS within 1.5 pt.
@@ -9,6 +9,7 @@ shipping bar: class acc >= 99% (every digit >= 97%), FID <= 10x real, diversity 
 
 import argparse
 import json
+import sys
 import time
 
 import numpy as np
@@ -16,8 +17,9 @@ import torch
 
 from inkdigits import data, load_generator
 from inkdigits import evaluate as ev
+from inkdigits.classifier import load_classifier
 from inkdigits.fileio import atomic_write_text
-from inkdigits.weights import config_path, read_config
+from inkdigits.weights import metrics_path
 
 
 def independent_check(images, labels, mnist, epochs: int = 8, seed: int = 1) -> tuple[float, float, float]:
@@ -71,32 +73,35 @@ def main():
     p.add_argument("--cas", action="store_true")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--save-metrics", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="20 per digit and short trainings; never saves")
     args = p.parse_args()
+    if args.dry_run:
+        args.per_class, args.save_metrics = 20, False
     torch.set_num_threads(args.threads)
     t0 = time.time()
     g = load_generator(args.weights)
     mnist = data.load_mnist()
     labels = np.repeat(np.arange(10), args.per_class)
     images = g.generate(labels, seed=args.seed)
-    result = ev.run_evaluation(images, labels, mnist, ev.load_classifier(), with_cas=args.cas)
+    result = ev.run_evaluation(images, labels, mnist, load_classifier(), with_cas=args.cas,
+                               cas_epochs=1 if args.dry_run else ev.CAS_EPOCHS)  # fmt: skip
     s, r = result["samples"], result["reference"]
     print(f"weights: {g.path}  ({args.per_class} per digit, seed {args.seed})\n")
     print(ev.format_table({"inkdigits generator": s, "real MNIST train (1000/digit)": r}))
     print("\nper-digit class acc: " + " ".join(f"{d}:{a:.1%}" for d, a in enumerate(s["class_acc_per_digit"])))
     print("bar: " + ", ".join(f"{name} {'PASS' if ok else 'FAIL'}" for name, ok in bar(s, r)))
-    mlp_test, mlp_samples, mlp_real = independent_check(images, labels, mnist)
+    mlp_test, mlp_samples, mlp_real = independent_check(images, labels, mnist, epochs=1 if args.dry_run else 8)
     print(f"independent judge (pixel MLP, {mlp_test:.2%} on MNIST test): reads {mlp_samples:.2%} of the samples "
           f"as the requested digit (real train digits: {mlp_real:.2%})")
     print(f"({time.time() - t0:.0f} s)")
     if args.save_metrics:
-        cfg = read_config(g.path)
         keep = ("class_acc", "class_acc_per_digit", "fid", "fid_ratio", "fid_per_class", "diversity", "cas")
-        cfg["metrics"] = {k: s[k] for k in keep if k in s}
-        cfg["metrics"]["reference"] = {k: r[k] for k in keep if k in r}
-        cfg["metrics"]["independent_mlp_class_acc"] = mlp_samples
-        cfg["metrics"]["command"] = "python benchmarks/quality.py --cas --save-metrics"
-        atomic_write_text(config_path(g.path), json.dumps(cfg, indent=2, sort_keys=True) + "\n")
-        print(f"saved metrics into {config_path(g.path)}")
+        metrics = {k: s[k] for k in keep if k in s}
+        metrics["reference"] = {k: r[k] for k in keep if k in r}
+        metrics["independent_mlp_class_acc"] = mlp_samples
+        metrics["command"] = "python benchmarks/quality.py " + " ".join(sys.argv[1:])
+        atomic_write_text(metrics_path(g.path), json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        print(f"saved metrics into {metrics_path(g.path)}")
 
 
 if __name__ == "__main__":

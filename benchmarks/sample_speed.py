@@ -17,7 +17,10 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--weights")
     p.add_argument("--runs", type=int, default=200)
+    p.add_argument("--dry-run", action="store_true", help="a few runs, to check that the script works")
     args = p.parse_args()
+    if args.dry_run:
+        args.runs = 3
     g = load_generator(args.weights)
     rows = []
     for threads in (1, 2):

@@ -1,21 +1,24 @@
 """Short GAN runs for comparing configurations: train N steps, then measure the raw generator.
 
     python benchmarks/sweep.py --steps 1200 --set beta1=0.0 --set lr_d=4e-4
-Prints one Markdown table row (paste it into benchmarks/RESULTS.md). Uses real MNIST and the shipped
-reference classifier; 2 CPU threads unless --threads.
+Prints one Markdown table row (paste it into benchmarks/RESULTS.md). Uses real MNIST (the training part of
+the split that `inkdigits train` uses) and the shipped reference classifier, scored against the held-out
+validation images; 2 CPU threads unless --threads.
 """
 
 import argparse
 import json
-import tempfile
 import time
 
 import numpy as np
 import torch
 
+from inkdigits import data
 from inkdigits import evaluate as ev
-from inkdigits.models import GANConfig, to_uint8
-from inkdigits.train import Trainer
+from inkdigits.classifier import load_classifier
+from inkdigits.config import resolve
+from inkdigits.gan import ConditionalGAN
+from inkdigits.train import split
 
 
 def main():
@@ -23,35 +26,36 @@ def main():
     p.add_argument("--steps", type=int, default=1200)
     p.add_argument("--set", action="append", default=[], help="config field=value (JSON value)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--dry-run", action="store_true", help="a few steps, to check that the script works")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    overrides = {}
+    overrides = {"g_width": 32, "d_width": 32}
     for item in args.set:
         key, value = item.split("=", 1)
         overrides[key] = json.loads(value)
-    cfg = GANConfig(**{"g_width": 32, "d_width": 32, "eval_per_class": 0, **overrides})
-    t = Trainer(cfg, tempfile.mkdtemp(prefix="sweep-"), device="cpu", quiet=True)
-    t.setup()
-    order = torch.randperm(len(t.x), generator=torch.Generator().manual_seed(0))
+    steps, per_class = (5, 10) if args.dry_run else (args.steps, 100)
+    mnist = data.load_mnist()
+    if args.dry_run:
+        overrides.setdefault("val_size", len(mnist.x_train) // 10)
+    model_cfg, cfg = resolve(overrides)
+    x, y, x_val, y_val = split(mnist, cfg)
+    gan = ConditionalGAN(model_cfg, cfg)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
     start = time.perf_counter()
-    for s in range(args.steps):
-        i = (s * cfg.batch_size) % (len(t.x) - cfg.batch_size)
+    for s in range(steps):
+        i = (s * cfg.batch_size) % (len(x) - cfg.batch_size)
         idx = order[i : i + cfg.batch_size]
-        loss_d, loss_g = t.gan_step(t.x[idx], t.y[idx])
-        t.step += 1
+        gan.train_step(x[idx], y[idx])
     seconds = time.perf_counter() - start
-    clf = ev.load_classifier()
-    evaluator = ev.Evaluator(clf, t.mnist.x_test.numpy(), t.mnist.y_test.numpy(), max_per_class_diversity=200)
-    gen = torch.Generator().manual_seed(777)
-    z = torch.randn(1000, cfg.latent_dim, generator=gen)
-    y = torch.arange(10).repeat_interleave(100)
-    with torch.no_grad():
-        imgs = to_uint8(t.G.eval()(z, y)).numpy()
-    m = evaluator.metrics(imgs, y.numpy())
-    desc = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "defaults"
+    evaluator = ev.Evaluator(load_classifier(), x_val.numpy(), y_val.numpy(), max_per_class_diversity=200)
+    z = torch.randn(10 * per_class, model_cfg.latent_dim, generator=torch.Generator().manual_seed(777))
+    labels = torch.arange(10).repeat_interleave(per_class)
+    gan.G_ema.load_state_dict(gan.G.state_dict())  # score the raw generator: short runs have no useful EMA yet
+    m = evaluator.metrics(gan.sample(z, labels), labels.numpy())
+    desc = ", ".join(f"{k}={v}" for k, v in overrides.items() if k not in ("g_width", "d_width")) or "defaults"
     print("| config | steps | s | class acc | FID | diversity |")
     print("|---|---:|---:|---:|---:|---:|")
-    print(f"| {desc} (g{cfg.g_width}/d{cfg.d_width}) | {args.steps} | {seconds:.0f} | {m['class_acc']:.1%} | "
+    print(f"| {desc} (g{model_cfg.g_width}/d{model_cfg.d_width}) | {steps} | {seconds:.0f} | {m['class_acc']:.1%} | "
           f"{m['fid']:.2f} | {m['diversity']:.3f} |")
     assert np.isfinite(m["fid"])
 

@@ -1,10 +1,17 @@
+"""Shared test helpers: tiny synthetic data, one tiny generator, a free port, a malicious pickle."""
+
 import os
+import socket
 
 import numpy as np
 import pytest
 
 # Tests use tiny models; one thread is fastest and never fights a background training run.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+TINY_MODEL = {"g_width": 8, "d_width": 8, "latent_dim": 16}
+# A few-second training run on the synthetic data below (640 train images, 64 held out).
+TINY_TRAIN = {**TINY_MODEL, "batch_size": 32, "epochs": 1, "eval_per_class": 0, "ema_start": 4, "val_size": 64}
 
 
 def pytest_configure(config):
@@ -41,3 +48,35 @@ def data_dir(tmp_path, monkeypatch):
     data.save_cache(synthetic_arrays(), folder, source="synthetic")
     monkeypatch.setenv("INKDIGITS_DATA_DIR", str(folder))
     return folder
+
+
+def write_tiny_generator(path, **info):
+    """An untrained tiny generator (seed 0) with a format-2 sidecar; returns ``path``."""
+    import torch
+
+    from inkdigits.config import ModelConfig
+    from inkdigits.models import Generator
+    from inkdigits.weights import save_weights, sidecar
+
+    config = ModelConfig(**TINY_MODEL)
+    torch.manual_seed(0)
+    save_weights(Generator(config).eval(), path, sidecar("Generator", vars(config), epoch=0, **info))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory):
+    return write_tiny_generator(tmp_path_factory.mktemp("weights") / "generator.safetensors")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Evil:
+    """Unpickling this runs a shell command: what every loader here must refuse."""
+
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))

@@ -1,22 +1,20 @@
-"""Run by the DDP test in each of 2 processes: the real Trainer, the real GAN step, gloo on CPU."""
+"""One DDP rank for the DDP test (RANK, WORLD_SIZE, MASTER_* come from the environment, as under torchrun):
+the real training loop and GAN step, gloo on CPU."""
 
-import os
 
+def main(out: str, dump: str) -> None:
+    import os
 
-def run(rank: int, world: int, port: int, out: str, dump: str, data_dir: str) -> None:
     import torch
 
+    from inkdigits import distributed
+    from inkdigits.train import train
+
     torch.set_num_threads(1)
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), INKDIGITS_DATA_DIR=data_dir)
-    import torch.distributed as dist
-
-    from inkdigits.models import GANConfig
-    from inkdigits.train import Trainer
-
-    cfg = GANConfig(g_width=8, d_width=8, batch_size=32, epochs=2, eval_per_class=0)
-    trainer = Trainer(cfg, out, device="cpu", limit=256, quiet=True)
-    trainer.train()
-    torch.save({"G": trainer.G.state_dict(), "D": trainer.D.state_dict(), "G_ema": trainer.G_ema.state_dict(),
-                "steps": trainer.step}, f"{dump}/rank{rank}.pt")
-    dist.destroy_process_group()
+    tiny = {"g_width": 8, "d_width": 8, "batch_size": 32, "epochs": 2, "eval_per_class": 0, "limit": 256,
+            "val_size": 64}  # fmt: skip
+    result = train(out, tiny, device="cpu", quiet=True)
+    gan = result.gan
+    torch.save({"G": gan.G.state_dict(), "D": gan.D.state_dict(), "G_ema": gan.G_ema.state_dict(), "steps": gan.step},
+               f"{dump}/rank{os.environ['RANK']}.pt")  # fmt: skip
+    distributed.teardown()

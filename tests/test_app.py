@@ -1,35 +1,31 @@
 """Streamlit AppTest tests for every tab, on a small untrained generator (fast and independent of models/)."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from conftest import write_tiny_generator
 from streamlit.testing.v1 import AppTest
-
-from inkdigits.models import GANConfig, Generator
-from inkdigits.weights import save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 
 
 @pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    cfg = GANConfig(g_width=8, latent_dim=16)
-    torch.manual_seed(0)
-    net = Generator(**cfg.generator_kwargs()).eval()
-    path = tmp_path_factory.mktemp("weights") / "generator.safetensors"
-    save_weights(net, path, {"architecture": "Generator", "config": vars(cfg), "epoch": 0,
-                             "metrics": {"class_acc": 0.5, "fid": 1.0, "diversity": 0.9}})
+def measured_weights(tmp_path_factory):
+    """The tiny generator with a metrics file beside it, as the quality benchmark writes one."""
+    path = write_tiny_generator(tmp_path_factory.mktemp("weights") / "generator.safetensors")
+    metrics = {"class_acc": 0.5, "fid": 1.0, "fid_ratio": 2.0, "diversity": 0.9, "cas": 0.75}
+    path.with_suffix(".metrics.json").write_text(json.dumps(metrics))
     return path
 
 
 @pytest.fixture
-def app(tiny_weights, monkeypatch):
-    monkeypatch.setenv("INKDIGITS_WEIGHTS", str(tiny_weights))
+def app(measured_weights, monkeypatch):
+    monkeypatch.setenv("INKDIGITS_WEIGHTS", str(measured_weights))
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     assert not at.exception
@@ -134,6 +130,8 @@ def test_results_stay_when_another_widget_changes(app):
 def test_sidebar_shows_the_metrics(app):
     text = " ".join(m.value for m in app.sidebar.markdown)
     assert "conditional GAN" in text and "Measured" in text
+    table = app.sidebar.table[0].value
+    assert "50.00%" in table.to_string() and "75.00%" in table.to_string()
 
 
 @pytest.mark.parametrize("content", [None, b"", b"\x80\x04garbage"])

@@ -4,7 +4,7 @@ Set INKDIGITS_SCREENSHOT=1 to refresh docs/app.png from this run.
 """
 
 import os
-import socket
+import shutil
 import subprocess
 import sys
 import time
@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -21,14 +22,12 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--
 pytestmark = pytest.mark.browser
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path):
+    if not Path(CHROMIUM).exists():
+        # An error, never a skip: `make test` installs it (scripts/ensure-chromium); elsewhere, install it yourself.
+        how = "apt-get install -y chromium" if shutil.which("apt-get") else "your system's chromium package"
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium ({how}), or run `make test`, which does")
     port = free_port()
     log = open(tmp_path / "streamlit.log", "w+")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
@@ -63,7 +62,6 @@ def server(tmp_path):
 def test_pick_a_digit_and_generate_in_chromium(server):
     from playwright.sync_api import expect, sync_playwright
 
-    assert Path(CHROMIUM).exists(), "install Debian's chromium (apt-get install -y chromium); .ci/run does"
     url, log = server
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)

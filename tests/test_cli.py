@@ -3,21 +3,14 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from inkdigits import cli, data, load_generator
-from inkdigits.models import GANConfig, Generator
-from inkdigits.weights import save_weights
+from inkdigits import cli, data, idx, load_generator
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    cfg = GANConfig(g_width=8, latent_dim=16)
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "generator.safetensors"
-    save_weights(Generator(**cfg.generator_kwargs()), path, {"architecture": "Generator", "config": vars(cfg)})
-    return path
+@pytest.fixture
+def weights(tiny_weights):
+    return tiny_weights
 
 
 def run(*argv):
@@ -63,12 +56,12 @@ def test_export_npz(weights, tmp_path):
 def test_export_idx_round_trips_through_the_data_loader(weights, tmp_path):
     out = tmp_path / "idx"
     assert run("export", "--per-class", 3, "--format", "idx", "--weights", weights, "--out", out) == 0
-    x = data.read_idx(out / "train-images-idx3-ubyte")
-    y = data.read_idx(out / "train-labels-idx1-ubyte")
+    x = idx.read_idx(out / "train-images-idx3-ubyte")
+    y = idx.read_idx(out / "train-labels-idx1-ubyte")
     assert x.shape == (30, 28, 28) and y.tolist() == sorted(list(range(10)) * 3)
     # Use it as a dataset (the test split too) through `inkdigits data fetch --from`.
     for key in ("x_test", "y_test"):
-        (out / data.IDX_FILES[key]).write_bytes((out / data.IDX_FILES[key.replace("test", "train")]).read_bytes())
+        (out / idx.IDX_FILES[key]).write_bytes((out / idx.IDX_FILES[key.replace("test", "train")]).read_bytes())
     assert run("data", "fetch", "--from", out, "--cache-dir", tmp_path / "cache") == 0
     arrays, _ = data.load_cached_arrays(tmp_path / "cache", fetch_if_needed=False)
     np.testing.assert_array_equal(arrays["x_train"], x)

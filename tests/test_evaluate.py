@@ -5,6 +5,7 @@ import pytest
 import torch
 from conftest import synthetic_arrays
 
+from inkdigits import classifier as clf
 from inkdigits import cli
 from inkdigits import evaluate as ev
 from inkdigits.errors import InkdigitsError
@@ -18,17 +19,26 @@ def test_frechet_distance_matches_closed_form_for_diagonal_gaussians():
     assert ev.frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(expected, rel=1e-10)
 
 
-def test_frechet_distance_for_rotated_gaussians():
-    # Same spectrum, rotated: C2 = R C1 R^T. Closed form for commuting case does not apply, check symmetry
-    # and the known value for 2-D isotropic scaling: N(0, s1^2 I) vs N(0, s2^2 I) -> d (s1 - s2)^2.
-    d = 4
-    assert ev.frechet_distance(np.zeros(d), 4 * np.eye(d), np.zeros(d), np.eye(d)) == pytest.approx(d * (2 - 1) ** 2)
+@pytest.mark.parametrize("angle", [0.0, 0.3, np.pi / 4, 1.2, np.pi / 2])
+def test_frechet_distance_for_rotated_gaussians(angle):
+    # N(0, C) against N(0, R C R^T), C = diag(a, b): for 2x2 PSD M, tr(M^1/2) = sqrt(tr M + 2 sqrt(det M)), so
+    # FID = 2(a + b) - 2 sqrt((a^2 + b^2) cos^2 + 2ab sin^2 + 2ab).
+    a, b = 4.0, 0.25
+    c, s = np.cos(angle), np.sin(angle)
+    rot = np.array([[c, -s], [s, c]])
+    cov = np.diag([a, b])
+    expected = 2 * (a + b) - 2 * np.sqrt((a * a + b * b) * c * c + 2 * a * b * s * s + 2 * a * b)
+    assert ev.frechet_distance(np.zeros(2), cov, np.zeros(2), rot @ cov @ rot.T) == pytest.approx(expected, abs=1e-9)
+
+
+def test_frechet_distance_is_unchanged_when_both_gaussians_rotate():
     rng = np.random.default_rng(1)
-    m = rng.normal(size=(d, d))
-    c1, c2 = m @ m.T, np.eye(d) * 2
-    assert ev.frechet_distance(np.zeros(d), c1, np.zeros(d), c2) == pytest.approx(
-        ev.frechet_distance(np.zeros(d), c2, np.zeros(d), c1), rel=1e-9
-    )
+    m1, m2 = rng.normal(size=(2, 5, 5))
+    c1, c2, mu1, mu2 = m1 @ m1.T, m2 @ m2.T, rng.normal(size=5), rng.normal(size=5)
+    q, _ = np.linalg.qr(rng.normal(size=(5, 5)))  # a random rotation
+    before = ev.frechet_distance(mu1, c1, mu2, c2)
+    assert before > 1
+    assert ev.frechet_distance(q @ mu1, q @ c1 @ q.T, q @ mu2, q @ c2 @ q.T) == pytest.approx(before, rel=1e-9)
 
 
 def test_frechet_distance_is_real_and_finite_for_singular_covariances():
@@ -44,9 +54,8 @@ def test_frechet_distance_is_real_and_finite_for_singular_covariances():
 def tiny_evaluator():
     torch.set_num_threads(1)
     arrays = synthetic_arrays(400, 300, seed=1)
-    clf = ev.train_classifier(torch.from_numpy(arrays["x_train"]), torch.from_numpy(arrays["y_train"]), epochs=4,
-                              batch_size=32)
-    return ev.Evaluator(clf, arrays["x_test"], arrays["y_test"]), arrays
+    model = clf.train_classifier(arrays["x_train"], arrays["y_train"], clf.ClassifierTrainConfig(epochs=4, batch_size=32))
+    return ev.Evaluator(model, arrays["x_test"], arrays["y_test"]), arrays
 
 
 def test_real_against_real_gives_fid_zero_and_diversity_one(tiny_evaluator):
@@ -113,7 +122,7 @@ def test_samples_file_that_is_not_npz(tmp_path):
 
 def test_cli_evaluate_samples_json(data_dir, tmp_path, tiny_evaluator, capsys):
     evaluator, arrays = tiny_evaluator
-    ev.save_classifier(evaluator.classifier, tmp_path / "clf.safetensors", {"test_accuracy": 1.0})
+    clf.save_classifier(evaluator.classifier, tmp_path / "clf.safetensors", {"test_accuracy": 1.0})
     samples = write_npz(tmp_path / "s.npz", images=arrays["x_test"][:100], labels=arrays["y_test"][:100])
     code = cli.main(["evaluate", "--samples", str(samples), "--classifier", str(tmp_path / "clf.safetensors"),
                      "--json", "--threads", "1"])
@@ -126,14 +135,14 @@ def test_cli_evaluate_samples_json(data_dir, tmp_path, tiny_evaluator, capsys):
 
 def test_cas_on_real_data_is_high(tiny_evaluator):
     _, arrays = tiny_evaluator
-    acc = ev.cas(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], epochs=4, batch_size=32)
+    acc = clf.cas(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], epochs=4, batch_size=32)
     assert acc > 0.9
 
 
 def test_classifier_round_trip(tmp_path, tiny_evaluator):
     evaluator, arrays = tiny_evaluator
-    ev.save_classifier(evaluator.classifier, tmp_path / "c.safetensors", {"test_accuracy": 0.5})
-    loaded = ev.load_classifier(tmp_path / "c.safetensors")
-    a, _ = ev.predict(evaluator.classifier, arrays["x_test"][:10])
-    b, _ = ev.predict(loaded, arrays["x_test"][:10])
+    clf.save_classifier(evaluator.classifier, tmp_path / "c.safetensors", {"test_accuracy": 0.5})
+    loaded = clf.load_classifier(tmp_path / "c.safetensors")
+    a, _ = clf.predict(evaluator.classifier, arrays["x_test"][:10])
+    b, _ = clf.predict(loaded, arrays["x_test"][:10])
     np.testing.assert_allclose(a, b)

@@ -9,37 +9,23 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import Evil
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from inkdigits import cli, load_generator
+from inkdigits.config import ClassifierConfig
 from inkdigits.errors import InkdigitsError
-from inkdigits.evaluate import Classifier
-from inkdigits.models import GANConfig, Generator
+from inkdigits.models import Classifier
+from inkdigits.rundir import CHECKPOINT
 from inkdigits.sample import MAX_NUMBER_DIGITS, parse_number
-from inkdigits.train import CHECKPOINT
-from inkdigits.weights import save_weights
-
-TINY_CFG = GANConfig(g_width=8, latent_dim=16)
-
-
-@pytest.fixture(scope="module")
-def good_weights(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("good") / "generator.safetensors"
-    save_weights(Generator(**TINY_CFG.generator_kwargs()), path, {"architecture": "Generator", "config": vars(TINY_CFG)})
-    return path
-
-
-class _Evil:
-    def __reduce__(self):
-        return (os.system, ("touch pwned",))
 
 
 def make_bad_weights(kind: str, folder: Path, good: Path) -> Path:
@@ -58,13 +44,13 @@ def make_bad_weights(kind: str, folder: Path, good: Path) -> Path:
     elif kind == "random bytes":
         path.write_bytes(bytes(random.Random(0).randrange(256) for _ in range(4096)))
     elif kind == "pickle renamed":
-        path.write_bytes(pickle.dumps(_Evil()))
+        path.write_bytes(pickle.dumps(Evil()))
     elif kind == "other architecture":
-        save_file({k: v.contiguous() for k, v in Classifier().state_dict().items()}, str(path))
+        save_file({k: v.contiguous() for k, v in Classifier(ClassifierConfig()).state_dict().items()}, str(path))
     elif kind == "config mismatch":
         path.write_bytes(good.read_bytes())
         cfg = json.loads(cfg_text)
-        cfg["config"]["g_width"] = 16
+        cfg["model"]["g_width"] = 16
         path.with_suffix(".json").write_text(json.dumps(cfg))
     elif kind == "config not json":
         path.write_bytes(good.read_bytes())
@@ -73,10 +59,14 @@ def make_bad_weights(kind: str, folder: Path, good: Path) -> Path:
         path.write_bytes(good.read_bytes())
         path.with_suffix(".json").unlink()
     elif kind == "nan weights":
-        net = Generator(**TINY_CFG.generator_kwargs())
-        with torch.no_grad():
-            net.fc.weight.fill_(float("nan"))
-        save_weights(net, path, json.loads(cfg_text))
+        tensors = load_file(str(good))
+        tensors["fc.weight"].fill_(float("nan"))
+        save_file(tensors, str(path))
+    elif kind == "newer format":
+        path.write_bytes(good.read_bytes())
+        cfg = json.loads(cfg_text)
+        cfg.update(format_version=99, inkdigits_version="9.0.0")
+        path.with_suffix(".json").write_text(json.dumps(cfg))
     return path
 
 
@@ -85,14 +75,15 @@ BAD_WEIGHTS = {
     "random bytes": "not a valid safetensors", "pickle renamed": "not a valid safetensors",
     "other architecture": "do not match their config", "config mismatch": "do not match their config",
     "config not json": "not a valid JSON", "config missing": "config file missing", "nan weights": "NaN",
+    "newer format": "written by inkdigits 9.0.0 in weights format 99",
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", list(BAD_WEIGHTS))
 @pytest.mark.parametrize("command", ["generate", "export", "evaluate"])
-def test_bad_weights_file(kind, command, good_weights, tmp_path, monkeypatch, capsys):
+def test_bad_weights_file(kind, command, tiny_weights, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    path = make_bad_weights(kind, tmp_path, good_weights)
+    path = make_bad_weights(kind, tmp_path, tiny_weights)
     out = tmp_path / ("out.png" if command == "generate" else "out.npz")
     out.write_bytes(b"previous good output")
     argv = {"generate": ["generate", "--digit", "3", "--out", str(out)],
@@ -120,8 +111,8 @@ def test_number_input_fuzz(text):
     assert "".join(map(str, digits)) == "".join(ch for ch in text.strip() if ch not in " -")
 
 
-def test_sampling_is_thread_safe(good_weights):
-    g = load_generator(good_weights)
+def test_sampling_is_thread_safe(tiny_weights):
+    g = load_generator(tiny_weights)
     jobs = [(i % 10, i) for i in range(100)]
     expected = {seed: g.generate([digit] * 5, seed=seed) for digit, seed in jobs}
     failures = []
@@ -143,7 +134,7 @@ def test_sampling_is_thread_safe(good_weights):
 # --------------------------------------------------------------------------- faults during training
 
 TRAIN = ["-m", "inkdigits", "train", "--g-width", "8", "--d-width", "8", "--batch-size", "32", "--limit", "320",
-         "--threads", "1", "--eval-per-class", "0"]  # fmt: skip
+         "--val-size", "64", "--threads", "1", "--eval-per-class", "0"]  # fmt: skip
 
 
 def train_proc(out: Path, data_dir: Path, *extra: str) -> subprocess.Popen:
@@ -152,38 +143,43 @@ def train_proc(out: Path, data_dir: Path, *extra: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
-def test_sigkill_at_random_moments_then_resume(data_dir, tmp_path):
-    out, epochs = tmp_path / "run", 6
-    rng = random.Random(1)
-    kills = 0
+def epochs_done(out: Path) -> int:
+    try:
+        return len((out / "metrics.jsonl").read_text().splitlines())
+    except FileNotFoundError:
+        return 0
+
+
+def test_sigkill_after_checkpoints_then_resume_is_exact(data_dir, tmp_path):
+    """SIGKILL right after the checkpoints of epochs 1, 3 and 5 are written (the process is then early in
+    the next epoch); each resume continues from the file, and the end result equals an uninterrupted run."""
+    out, epochs = tmp_path / "run", 7
     proc = train_proc(out, data_dir, "--epochs", str(epochs))
-    last_epoch = 0
-    for _ in range(30):
-        time.sleep(rng.uniform(0.5, 2.5))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            kills += 1
-        else:
-            assert proc.returncode == 0, proc.stderr.read()
-            break
-        if (out / CHECKPOINT).exists():
-            state = torch.load(out / CHECKPOINT, weights_only=True)  # always loadable
-            assert state["epoch"] >= last_epoch  # never goes backwards
-            last_epoch = state["epoch"]
-            proc = train_proc(out, data_dir, "--epochs", str(epochs), "--resume")
-        else:
-            proc = train_proc(out, data_dir, "--epochs", str(epochs))
-    else:
-        proc.wait(timeout=120)
-    if proc.poll() is None:
-        proc.wait(timeout=120)
-    assert proc.returncode == 0
-    assert kills >= 2
+    kills, last_epoch = 0, 0
+    for target in (1, 3, 5):
+        deadline = time.time() + 120
+        while epochs_done(out) < target:
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.time() < deadline, "no progress in 120 s"
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        state = torch.load(out / CHECKPOINT, weights_only=True)  # always loadable
+        assert target <= state["epoch"] < epochs and state["epoch"] >= last_epoch
+        last_epoch = state["epoch"]
+        proc = train_proc(out, data_dir, "--epochs", str(epochs), "--resume")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert kills == 3
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == list(range(1, epochs + 1))
     state = torch.load(out / CHECKPOINT, weights_only=True)
-    assert state["epoch"] == epochs and state["step"] == epochs * 10
+    assert state["epoch"] == epochs and state["gan"]["step"] == epochs * 10  # 320 images / batch 32
+
+    ref = train_proc(tmp_path / "ref", data_dir, "--epochs", str(epochs))
+    assert ref.wait(timeout=120) == 0
+    assert (out / "generator_last.safetensors").read_bytes() == (tmp_path / "ref" / "generator_last.safetensors").read_bytes()
     load_generator(out / "generator.safetensors").generate([1, 2], seed=0)
 
 
@@ -200,7 +196,7 @@ def test_signal_saves_and_exits(data_dir, tmp_path, sig, code):
     assert proc.returncode == code, err
     assert "continue with --resume" in err and "Traceback" not in err
     state = torch.load(out / CHECKPOINT, weights_only=True)
-    assert state["epoch"] * 10 + state["step_in_epoch"] == state["step"] > 0
+    assert state["epoch"] * 10 + state["step_in_epoch"] == state["gan"]["step"] > 0
 
 
 def test_read_only_output_folder_fails_before_training(data_dir, tmp_path):
@@ -213,16 +209,16 @@ def test_read_only_output_folder_fails_before_training(data_dir, tmp_path):
         out = tmp_path / "ro" / "run"
     proc = train_proc(out, data_dir, "--epochs", "1")
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 2 and "cannot write there" in err or "must be a folder" in err
+    assert proc.returncode == 2
+    assert "cannot write there" in err or "must be a folder" in err
     assert len(err.strip().splitlines()) == 1
 
 
 def test_disk_full_fails_before_training(data_dir, tmp_path, monkeypatch, capsys):
-    import shutil
+    from inkdigits import rundir
 
-    from inkdigits import train
-
-    monkeypatch.setattr(train.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 10**6, 10**6))
+    usage = types.SimpleNamespace(total=10**9, used=10**9 - 10**6, free=10**6)
+    monkeypatch.setattr(rundir.shutil, "disk_usage", lambda path: usage)
     assert cli.main(["train", *TRAIN[3:], "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert "MB free" in err and not (tmp_path / "run" / CHECKPOINT).exists()

@@ -5,7 +5,7 @@
     images = g.generate([2, 0, 2, 6], seed=0)   # (4, 28, 28) uint8, white on black
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["load_generator", "DigitGenerator", "InkdigitsError"]
 
 from .errors import InkdigitsError

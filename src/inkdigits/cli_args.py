@@ -1,0 +1,97 @@
+"""Argument types for the ``inkdigits`` command: bounded numbers, one-line errors, and the train flags derived
+from the config dataclasses (config.py), so a new config field cannot be forgotten on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_USAGE = 2
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (no usage block) and exit code 2."""
+
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def int_range(lo: int, hi: int | None = None):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < lo or (hi is not None and value > hi):
+            bound = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range ({bound})")
+        return value
+
+    return parse
+
+
+def float_range(lo: float | None = None, hi: float | None = None, positive: bool = False):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if positive and not (0 < value < float("inf")):
+            raise argparse.ArgumentTypeError(f"{text} must be a positive, finite number")
+        if value != value or (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"{text} is out of range ({lo}..{hi})")
+        return value
+
+    return parse
+
+
+positive_float = float_range(positive=True)
+
+
+def add_config_flags(parser, cls) -> None:
+    """One flag per field of a config dataclass (config.py), typed and bounded by the field's metadata.
+
+    Unset flags stay None, so the train command knows which ones were given (and a resume can check them)."""
+    from dataclasses import MISSING
+
+    from .config import cli_fields, flag
+
+    for f in cli_fields(cls):
+        m = f.metadata
+        default = f.default if f.default is not MISSING else None
+        kind = type(default) if default is not None else int
+        kw = {"help": f"{m['help']} (default {default})"}
+        if m["choices"]:
+            kw["choices"] = m["choices"]
+        elif kind is int:
+            kw["type"] = int_range(m["lo"] or 0, m["hi"])
+        elif kind is float:
+            kw["type"] = float_range(m["lo"], m["hi"], m["positive"])
+        parser.add_argument(flag(f.name), dest=f.name, **kw)
+
+
+SEED = int_range(0, 2**63 - 1)
+
+
+def train_overrides(args) -> dict:
+    """The config fields given on the command line (``--lr`` sets both learning rates)."""
+    from dataclasses import fields
+
+    from .config import ModelConfig, TrainConfig
+
+    names = [f.name for cls in (ModelConfig, TrainConfig) for f in fields(cls)]
+    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    if args.lr is not None:
+        given = {"lr_g": args.lr, "lr_d": args.lr, **given}
+    return given
+
+
+def train_command(args) -> str:
+    """The command that made (or resumed) a run, rebuilt from the parsed arguments."""
+    from .config import flag
+
+    parts = ["inkdigits train", f"--out {args.out}"] + (["--resume"] if args.resume else [])
+    parts += [f"{flag(k)} {v}" for k, v in train_overrides(args).items()]
+    parts += [f"{flag(k)} {getattr(args, k)}" for k in ("threads", "classifier") if getattr(args, k) is not None]
+    return " ".join(parts)

@@ -1,0 +1,133 @@
+"""The one place where defaults live.
+
+``ModelConfig`` is what the weights need to be rebuilt (it is stored beside every exported generator);
+``TrainConfig`` is how a run trains (stored in its checkpoint). ``ClassifierConfig`` and
+``ClassifierTrainConfig`` do the same for the reference classifier. Networks take these objects and have no
+defaults of their own; the CLI derives its ``train`` flags from the fields' metadata, so a new field cannot
+be forgotten there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from .errors import InkdigitsError
+
+
+def option(default, help: str, lo=None, hi=None, choices=None, cli: bool = True, positive: bool = False):
+    """A dataclass field that also describes its command-line flag (range, choices, help)."""
+    meta = {"help": help, "lo": lo, "hi": hi, "choices": choices, "cli": cli, "positive": positive}
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class ModelConfig:
+    """What the generator's and discriminator's weights need: saved beside every exported generator."""
+
+    latent_dim: int = option(64, "size of the style (noise) vector", 1, 4096)
+    g_width: int = option(48, "generator channels at full size (x2, x4 at the smaller stages)", 1, 1024)
+    d_width: int = option(48, "discriminator channels at half size (x2, x4 deeper)", 1, 1024)
+    embed_dim: int = option(16, "size of the label embedding concatenated to z", 1, 1024)
+    num_classes: int = option(10, "number of classes", 2, 100, cli=False)
+    image_size: int = option(28, "image height and width in pixels (a multiple of 4)", 16, 64, cli=False)
+
+    def __post_init__(self):
+        if self.image_size % 4:
+            raise ValueError(f"image_size must be a multiple of 4, got {self.image_size}")
+
+
+@dataclass
+class TrainConfig:
+    """How a run trains: saved in its checkpoint and beside its exported generator."""
+
+    epochs: int = option(35, "epochs to train (with --resume: extend the run to this many)", 1, 10_000)
+    batch_size: int = option(64, "global batch (split over DDP processes)", 1, 65_536)
+    lr_g: float = option(2e-4, "generator learning rate", positive=True)
+    lr_d: float = option(2e-4, "discriminator learning rate", positive=True)
+    beta1: float = option(0.0, "Adam beta1 of both networks", 0.0, 0.9999)
+    beta2: float = option(0.999, "Adam beta2 of both networks", 0.0, 0.9999)
+    loss: str = option("hinge", "GAN loss", choices=("hinge", "bce"))
+    ema_decay: float = option(0.999, "decay of the exported generator's moving average", 0.0, 0.9999)
+    ema_start: int = option(1000, "steps before the moving average starts (a copy until then)", 0, 10**9)
+    seed: int = option(0, "seed of weights, batches and noise", 0, 2**63 - 1)
+    eval_per_class: int = option(100, "samples per class for the per-epoch FID (0: off)", 0, 10_000)
+    val_size: int = option(5000, "last N training images held out for model selection, never trained on", 0, 10**7)
+    limit: int | None = option(None, "train on the first N images only (smoke tests)", 1, 10**9)
+
+
+@dataclass
+class ClassifierConfig:
+    """The reference classifier's architecture (saved beside its weights)."""
+
+    width: int = 32
+    feature_dim: int = 128
+    dropout: float = 0.3
+    num_classes: int = 10
+    image_size: int = 28
+
+
+@dataclass
+class ClassifierTrainConfig:
+    epochs: int = 15
+    batch_size: int = 128
+    lr: float = 3e-3
+    seed: int = 0
+
+
+def cli_fields(cls) -> list:
+    """The fields of ``cls`` that are ``inkdigits train`` flags."""
+    return [f for f in fields(cls) if f.metadata.get("cli", False)]
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+# A resumed run may change only these; anything else would make it a different run.
+RESUMABLE = {"epochs"}
+
+
+def from_dict(cls, data: dict, what: str):
+    """``cls(**data)``, with a clear error for unknown keys or values a dataclass refuses."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InkdigitsError(f"{what}: unknown {cls.__name__} keys {unknown}")
+    try:
+        return cls(**data)
+    except (TypeError, ValueError) as e:
+        raise InkdigitsError(f"{what}: bad {cls.__name__} ({e})") from None
+
+
+def resolve(overrides: dict, checkpoint: dict | None = None, where: str = "checkpoint"):
+    """(ModelConfig, TrainConfig) from explicit ``overrides`` (field -> value).
+
+    A new run starts from the defaults. A resumed run starts from the checkpoint's configs: an override that
+    equals the checkpoint's value is fine, one in RESUMABLE is applied, any other is refused (never dropped).
+    """
+    model_keys = {f.name for f in fields(ModelConfig)}
+    unknown = sorted(set(overrides) - model_keys - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise InkdigitsError(f"unknown config fields {unknown}")
+    if checkpoint is None:
+        model = from_dict(ModelConfig, {k: v for k, v in overrides.items() if k in model_keys}, "settings")
+        train = from_dict(TrainConfig, {k: v for k, v in overrides.items() if k not in model_keys}, "settings")
+        return model, train
+    model = from_dict(ModelConfig, checkpoint["model"], where)
+    train = from_dict(TrainConfig, checkpoint["train"], where)
+    for key, value in overrides.items():
+        target = model if key in model_keys else train
+        current = getattr(target, key)
+        if value == current:
+            continue
+        if key not in RESUMABLE:
+            raise InkdigitsError(
+                f"{flag(key)} {value} differs from the checkpoint's {key}={current} ({where}); "
+                f"drop the flag to continue that run, or train a new one with another --out"
+            )
+        setattr(target, key, value)
+    return model, train
+
+
+def to_dict(config) -> dict:
+    return asdict(config)

@@ -1,0 +1,110 @@
+"""The conditional GAN's mathematics: losses, one training step, the moving average, sampling.
+
+    gan = ConditionalGAN(ModelConfig(), TrainConfig())
+    losses = gan.train_step(images_uint8, labels)     # {"loss_d": ..., "loss_g": ...}
+    images = gan.sample(z, labels)                    # uint8, from the moving-average generator
+
+No files, processes or logging here: the training loop (train.py) and the benchmarks drive this object, and
+the tests train it for a few steps in memory.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import ModelConfig, TrainConfig
+from .models import Discriminator, Generator, to_uint8, to_unit
+
+
+def discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor, kind: str) -> torch.Tensor:
+    """Hinge (Lim & Ye 2017; what SN-GAN and BigGAN use) or the non-saturating BCE loss."""
+    if kind == "hinge":
+        return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+    return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+
+
+def generator_loss(d_fake: torch.Tensor, kind: str) -> torch.Tensor:
+    return -d_fake.mean() if kind == "hinge" else F.softplus(-d_fake).mean()
+
+
+class ConditionalGAN:
+    """Generator, discriminator, their optimisers, the EMA generator and the noise stream of one run.
+
+    Built from the seed alone (the global RNG is left as it was), so every DDP rank starts identical.
+    """
+
+    def __init__(self, model: ModelConfig, config: TrainConfig, device: str | torch.device = "cpu",
+                 noise_seed: int | None = None):  # fmt: skip
+        self.model_config, self.config, self.device = model, config, torch.device(device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.G = Generator(model).to(self.device)
+            self.D = Discriminator(model).to(self.device)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        betas = (config.beta1, config.beta2)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=betas)
+        self.noise = torch.Generator().manual_seed(config.seed * 1000 if noise_seed is None else noise_seed)
+        self.step = 0  # optimiser steps taken; the EMA schedule is keyed on it
+        self.G_train, self.D_train = self.G, self.D  # replaced by DDP wrappers in parallel runs
+        self.autocast = self.device.type == "cuda"
+
+    def parallelize(self, wrap) -> None:
+        """Train through ``wrap(G)`` and ``wrap(D)`` (e.g. DistributedDataParallel); state stays unwrapped."""
+        self.G_train, self.D_train = wrap(self.G), wrap(self.D)
+
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One discriminator and one generator update on uint8 images (N,H,W) and their labels (N,)."""
+        n, kind = len(images), self.config.loss
+        x = to_unit(images).to(self.device, non_blocking=True)
+        y_real = labels.to(self.device, non_blocking=True)
+        z = torch.randn(n, self.model_config.latent_dim, generator=self.noise).to(self.device)
+        y_fake = torch.randint(0, self.model_config.num_classes, (n,), generator=self.noise).to(self.device)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            fake = self.G_train(z, y_fake)
+            # Real and fake share one D forward: half the kernel launches, one set of SN power iterations.
+            d_out = self.D_train(torch.cat([x, fake.detach().to(x.dtype)]), torch.cat([y_real, y_fake])).float()
+        loss_d = discriminator_loss(d_out[:n], d_out[n:], kind)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            loss_g = generator_loss(self.D_train(fake, y_fake).float(), kind)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        self.step += 1
+        self.update_ema()
+        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """Average G's weights (a copy until ``ema_start`` steps); BatchNorm statistics are copied."""
+        weight = 1.0 - self.config.ema_decay if self.step > self.config.ema_start else 1.0
+        for ema, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
+            ema.lerp_(p, weight)
+        for ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
+            ema.copy_(b)
+
+    @torch.no_grad()
+    def sample(self, z: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+        """uint8 images (N,H,W) from the moving-average generator."""
+        return to_uint8(self.G_ema(z.to(self.device), labels.to(self.device)).float()).cpu().numpy()
+
+    def state_dict(self) -> dict:
+        return {"G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "step": self.step,
+                "noise": self.noise.get_state()}  # fmt: skip
+
+    def load_state_dict(self, state: dict, noise: bool = True) -> None:
+        """``noise=False`` keeps this object's noise stream (a DDP rank's stream is not in rank 0's file)."""
+        for name in ("G", "D", "G_ema", "opt_g", "opt_d"):
+            getattr(self, name).load_state_dict(state[name])
+        self.step = state["step"]
+        if noise:
+            self.noise.set_state(state["noise"])
