@@ -1,0 +1,33 @@
+"""Weights files: the shipped ones load through importlib.resources, both sidecar formats read the same."""
+
+import json
+import shutil
+
+import numpy as np
+
+from inkdigits import load_generator, resources
+from inkdigits.classifier import load_classifier
+
+
+def test_shipped_weights_are_package_data():
+    for name in ("generator.safetensors", "generator.json", "classifier.safetensors", "classifier.json"):
+        assert resources.pretrained(name).is_file(), name
+    g = load_generator()
+    assert g.path == resources.pretrained("generator.safetensors")
+    assert g.info["format_version"] == 2 and g.config.num_classes == 10
+    assert load_classifier().config.feature_dim == 128
+
+
+def test_format_1_and_format_2_sidecars_give_the_same_images(tmp_path, monkeypatch):
+    monkeypatch.delenv("INKDIGITS_WEIGHTS", raising=False)
+    shipped = resources.pretrained("generator.safetensors")
+    v2 = json.loads(shipped.with_suffix(".json").read_text())
+    model = {k: v for k, v in v2["model"].items() if k not in ("num_classes", "image_size")}  # 0.1 had neither
+    v1 = {"architecture": "Generator", "config": {**model, **v2["train"], "extra": {"command": v2["command"]}},
+          "epoch": v2["epoch"], "fid": v2["fid"]}  # fmt: skip
+    old = tmp_path / "generator.safetensors"
+    shutil.copy(shipped, old)
+    old.with_suffix(".json").write_text(json.dumps(v1))
+    digits = list(range(10)) * 2
+    np.testing.assert_array_equal(load_generator(old).generate(digits, seed=0), load_generator().generate(digits, seed=0))
+    np.testing.assert_array_equal(load_generator(old).morph(1, 7, seed=3), load_generator().morph(1, 7, seed=3))
