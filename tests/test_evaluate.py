@@ -146,3 +146,26 @@ def test_classifier_round_trip(tmp_path, tiny_evaluator):
     a, _ = clf.predict(evaluator.classifier, arrays["x_test"][:10])
     b, _ = clf.predict(loaded, arrays["x_test"][:10])
     np.testing.assert_allclose(a, b)
+
+
+def test_prdc_of_a_set_against_itself_is_perfect():
+    feats = np.random.default_rng(0).normal(size=(200, 8))
+    m = ev.prdc(feats, feats)
+    assert m["precision"] == m["recall"] == m["coverage"] == 1.0 and m["density"] >= 1.0
+
+
+def test_mode_collapse_gives_recall_near_zero(tiny_evaluator):
+    evaluator, arrays = tiny_evaluator
+    x, y = arrays["x_test"], arrays["y_test"]
+    collapsed = np.stack([x[np.flatnonzero(y == c)[0]] for c in y])
+    m = evaluator.metrics(collapsed, y)
+    assert m["recall"] < 0.1 and m["coverage"] < 0.2
+
+
+def test_noisy_real_images_give_low_precision(tiny_evaluator):
+    evaluator, arrays = tiny_evaluator
+    noise = np.random.default_rng(4).integers(0, 256, size=arrays["x_test"].shape)
+    noisy = np.clip(arrays["x_test"].astype(int) // 2 + noise // 2, 0, 255).astype(np.uint8)
+    clean = evaluator.metrics(arrays["x_test"], arrays["y_test"])
+    m = evaluator.metrics(noisy, arrays["y_test"])
+    assert clean["precision"] == 1.0 and m["precision"] < 0.3

@@ -275,3 +275,36 @@ def test_ddp_two_gloo_processes_stay_in_sync(data_dir, tmp_path):
     state = torch.load(out / CHECKPOINT, weights_only=True)
     assert not any(k.startswith("module.") for k in state["gan"]["G"])
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_diff_augment_shifts_and_cuts_on_black_and_keeps_gradients():
+    from inkdigits.gan import diff_augment
+
+    x = torch.full((16, 1, 28, 28), 1.0, requires_grad=True)  # all ink
+    gen = torch.Generator().manual_seed(0)
+    shifted = diff_augment(x, "translation", gen)
+    assert shifted.shape == x.shape and set(shifted.unique().tolist()) <= {-1.0, 1.0}
+    blank = (shifted == -1).flatten(1).sum(1)
+    assert (blank > 0).any() and (blank <= 28 * 4 * 2 + 16).all()  # at most 4 rows and 4 columns shifted in
+    both = diff_augment(x, "translation,cutout", torch.Generator().manual_seed(0))
+    assert ((both == -1).flatten(1).sum(1) >= 14 * 14 - 28 * 4).all()  # a 14x14 square blanked
+    both.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert torch.equal(diff_augment(x, "translation", torch.Generator().manual_seed(0)), shifted)
+    assert diff_augment(x, "none", gen) is x
+
+
+def test_gan_options_r1_augment_and_lr_scale_train():
+    gan = ConditionalGAN(ModelConfig(**TINY_MODEL), TrainConfig(augment="translation,cutout", r1_gamma=1.0))
+    x, y = torch.randint(0, 256, (8, 28, 28), dtype=torch.uint8), torch.arange(8)
+    assert gan.r1_penalty(torch.randn(8, 1, 28, 28), y) > 0
+    for _ in range(17):
+        losses = gan.train_step(x, y)
+    assert all(torch.isfinite(v) for v in losses.values())
+    gan.set_lr_scale(0.25)
+    assert gan.opt_g.param_groups[0]["lr"] == pytest.approx(0.25 * 2e-4)
+
+
+def test_lr_decay_reaches_zero_at_the_end(data_dir, tmp_path):
+    result = train(tmp_path / "run", tiny(epochs=2, lr_decay_epochs=1), device="cpu", quiet=True)
+    assert result.gan.opt_g.param_groups[0]["lr"] == pytest.approx(2e-4 / 4)  # set before the last of 4 steps

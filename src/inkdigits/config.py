@@ -47,6 +47,10 @@ class TrainConfig:
     beta1: float = option(0.0, "Adam beta1 of both networks", 0.0, 0.9999)
     beta2: float = option(0.999, "Adam beta2 of both networks", 0.0, 0.9999)
     loss: str = option("hinge", "GAN loss", choices=("hinge", "bce"))
+    augment: str = option("none", "DiffAugment policy for D's inputs", choices=("none", "translation",
+                                                                              "translation,cutout"))
+    r1_gamma: float = option(0.0, "R1 penalty on real images (0: off), applied lazily every 16 steps", 0.0, 1000.0)
+    lr_decay_epochs: int = option(0, "decay both learning rates linearly to 0 over the last N epochs", 0, 10_000)
     ema_decay: float = option(0.999, "decay of the exported generator's moving average", 0.0, 0.9999)
     ema_start: int = option(1000, "steps before the moving average starts (a copy until then)", 0, 10**9)
     seed: int = option(0, "seed of weights, batches and noise", 0, 2**63 - 1)

@@ -6,6 +6,10 @@ on the same data and measure, against the 10,000 MNIST test images (the validati
   class_acc     share of samples the classifier reads as the requested digit (and per digit)
   fid           Frechet distance of the classifier's 128-d penultimate features; fid_per_class: mean per digit
   diversity     mean pairwise feature distance within each digit / the same for real test digits
+  precision     share of samples inside the real images' k-NN balls (k = 5; Kynkaanniemi et al. 2019)
+  recall        share of real images inside the samples' k-NN balls: how much of real handwriting is reached
+  density       how many real balls hold each sample, / k; coverage: share of real balls holding a sample
+                (Naeem et al. 2020); all four per class, averaged over classes
   cas           Classification Accuracy Score: train a fresh classifier on the samples only, test on real
   reference     the same metrics for 1000 real *training* images per digit: the physical limit
 """
@@ -63,6 +67,35 @@ def per_class_diversity(features: np.ndarray, labels: np.ndarray, num_classes: i
     return np.array([mean_pairwise_distance(features[labels == c]) for c in range(num_classes)])
 
 
+def pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    d2 = (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2 * a @ b.T
+    return np.sqrt(np.clip(d2, 0, None))
+
+
+def knn_radii(features: np.ndarray, k: int) -> np.ndarray:
+    """Distance from each point to its k-th nearest neighbour in the same set (itself excluded)."""
+    d = pairwise_distances(features, features)
+    return np.partition(d, k, axis=1)[:, k]  # column 0 is the point itself, at distance 0
+
+
+def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict:
+    """Precision, recall, density and coverage of ``fake`` against ``real`` features."""
+    if len(real) <= k or len(fake) <= k:
+        return {"precision": float("nan"), "recall": float("nan"), "density": float("nan"), "coverage": float("nan")}
+    real_r, fake_r = knn_radii(real, k), knn_radii(fake, k)
+    d = pairwise_distances(real, fake)  # (real, fake)
+    in_real_ball = d <= real_r[:, None]
+    return {
+        "precision": float(in_real_ball.any(0).mean()),
+        "recall": float((d <= fake_r[None, :]).any(1).mean()),
+        "density": float(in_real_ball.sum(0).mean() / k),
+        "coverage": float((d.min(1) <= real_r).mean()),
+    }
+
+
+PRDC = ("precision", "recall", "density", "coverage")
+
+
 class Evaluator:
     """Holds the classifier and the real test set's features, so many sample sets cost one pass each."""
 
@@ -99,6 +132,10 @@ class Evaluator:
         div = per_class_diversity(*self._subsample(feats, labels), k)
         present = [c for c in range(k) if (labels == c).sum() > 1]
         out["diversity"] = float(np.mean(div[present] / self.test_div[present])) if present else 0.0
+        per_class = [prdc(self.test_feats[self.y_test == c], feats[labels == c]) for c in present]
+        for name in PRDC:
+            values = [p[name] for p in per_class if np.isfinite(p[name])]
+            out[name] = float(np.mean(values)) if values else float("nan")
         return out
 
 
@@ -146,7 +183,9 @@ def load_samples(path: Path) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- report
 
 COLUMNS = [("class_acc", "class acc", "{:.2%}"), ("fid", "FID", "{:.3f}"), ("fid_ratio", "FID / real", "{:.1f}x"),
-           ("fid_per_class", "class FID", "{:.3f}"), ("diversity", "diversity", "{:.3f}"), ("cas", "CAS", "{:.2%}")]  # fmt: skip
+           ("fid_per_class", "class FID", "{:.3f}"), ("diversity", "diversity", "{:.3f}"),
+           ("precision", "precision", "{:.3f}"), ("recall", "recall", "{:.3f}"), ("density", "density", "{:.3f}"),
+           ("coverage", "coverage", "{:.3f}"), ("cas", "CAS", "{:.2%}")]  # fmt: skip
 
 
 def format_table(rows: dict[str, dict]) -> str:

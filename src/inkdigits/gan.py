@@ -31,6 +31,34 @@ def generator_loss(d_fake: torch.Tensor, kind: str) -> torch.Tensor:
     return -d_fake.mean() if kind == "hinge" else F.softplus(-d_fake).mean()
 
 
+def diff_augment(x: torch.Tensor, policy: str, gen: torch.Generator) -> torch.Tensor:
+    """Differentiable augmentation of D's inputs (Zhao et al. 2020), the same kind for real and fake, drawn
+    independently per image: "translation" shifts by up to 1/8 of the size, "cutout" blanks a square of half
+    the size. Background is -1 (black), so shifted-in pixels and cut-out squares are blank paper."""
+    if policy == "none":
+        return x
+    n, _, h, w = x.shape
+    if "translation" in policy:
+        r = max(1, round(h / 8))
+        shift = torch.randint(-r, r + 1, (2, n, 1, 1), generator=gen).to(x.device)
+        rows = torch.arange(h, device=x.device).view(1, h, 1) + shift[0] + r
+        cols = torch.arange(w, device=x.device).view(1, 1, w) + shift[1] + r
+        padded = F.pad(x, (r, r, r, r), value=-1.0)
+        x = padded[torch.arange(n, device=x.device).view(n, 1, 1), :, rows, cols].permute(0, 3, 1, 2)
+    if "cutout" in policy:
+        size = h // 2
+        corner = (torch.rand(2, n, 1, 1, generator=gen) * torch.tensor([h - size + 1, w - size + 1]).view(2, 1, 1, 1)).long()
+        corner = corner.to(x.device)
+        rows = torch.arange(h, device=x.device).view(1, h, 1)
+        cols = torch.arange(w, device=x.device).view(1, 1, w)
+        inside = (rows >= corner[0]) & (rows < corner[0] + size) & (cols >= corner[1]) & (cols < corner[1] + size)
+        x = torch.where(inside.unsqueeze(1), torch.full_like(x, -1.0), x)
+    return x
+
+
+R1_EVERY = 16  # lazy regularisation (StyleGAN2): the penalty every 16 steps, scaled by 16
+
+
 class ConditionalGAN:
     """Generator, discriminator, their optimisers, the EMA generator and the noise stream of one run.
 
@@ -64,23 +92,39 @@ class ConditionalGAN:
         y_real = labels.to(self.device, non_blocking=True)
         z = torch.randn(n, self.model_config.latent_dim, generator=self.noise).to(self.device)
         y_fake = torch.randint(0, self.model_config.num_classes, (n,), generator=self.noise).to(self.device)
+        policy = self.config.augment
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             fake = self.G_train(z, y_fake)
             # Real and fake share one D forward: half the kernel launches, one set of SN power iterations.
-            d_out = self.D_train(torch.cat([x, fake.detach().to(x.dtype)]), torch.cat([y_real, y_fake])).float()
+            both = diff_augment(torch.cat([x, fake.detach().to(x.dtype)]), policy, self.noise)
+            d_out = self.D_train(both, torch.cat([y_real, y_fake])).float()
         loss_d = discriminator_loss(d_out[:n], d_out[n:], kind)
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
+        if self.config.r1_gamma > 0 and self.step % R1_EVERY == 0:
+            self.r1_penalty(x, y_real).backward()  # adds to D's gradients before the step
         self.opt_d.step()
 
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            loss_g = generator_loss(self.D_train(fake, y_fake).float(), kind)
+            loss_g = generator_loss(self.D_train(diff_augment(fake, policy, self.noise), y_fake).float(), kind)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
         self.step += 1
         self.update_ema()
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
+
+    def r1_penalty(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """gamma/2 * E||grad_x D(x)||^2 on real images (Mescheder et al. 2018), scaled for lazy application."""
+        x = x.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(self.D(x, y).sum(), x, create_graph=True)
+        return grad.square().flatten(1).sum(1).mean() * (self.config.r1_gamma / 2 * R1_EVERY)
+
+    def set_lr_scale(self, scale: float) -> None:
+        """Scale both learning rates (the training loop's decay schedule); 1.0 restores the configured ones."""
+        for opt, lr in ((self.opt_g, self.config.lr_g), (self.opt_d, self.config.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * scale
 
     @torch.no_grad()
     def update_ema(self) -> None:

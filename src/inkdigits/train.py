@@ -46,6 +46,8 @@ def train(out: Path | str, overrides: dict | None = None, *, resume: bool = Fals
     model_cfg, cfg = resolve(overrides or {}, state, str(run.checkpoint))
     if cfg.batch_size % procs.world:
         raise InkdigitsError(f"--batch-size {cfg.batch_size} must divide evenly over {procs.world} processes")
+    if cfg.r1_gamma > 0 and procs.world > 1:
+        raise InkdigitsError("--r1-gamma is single-process only for now (its extra D pass is not synchronised)")
     local_batch = cfg.batch_size // procs.world
 
     x, y, x_val, y_val = split(dataset or load_dataset(procs, log), cfg)
@@ -54,6 +56,7 @@ def train(out: Path | str, overrides: dict | None = None, *, resume: bool = Fals
     sampler = DistributedSampler(range(len(x)), num_replicas=procs.world, rank=procs.rank, shuffle=True,
                                  seed=cfg.seed, drop_last=True)  # fmt: skip
     steps_per_epoch = len(sampler) // local_batch
+    total_steps, decay_steps = cfg.epochs * steps_per_epoch, cfg.lr_decay_epochs * steps_per_epoch
     gan = ConditionalGAN(model_cfg, cfg, procs.device, noise_seed=cfg.seed * 1000 + procs.rank)
     epoch, step_in_epoch, history, partial, commands = 0, 0, [], fresh_partial(), [command]
     if state is not None:
@@ -87,6 +90,8 @@ def train(out: Path | str, overrides: dict | None = None, *, resume: bool = Fals
             sums, t0 = torch.zeros(2, dtype=torch.float64), time.perf_counter()
             while step_in_epoch < steps_per_epoch:
                 idx = order[step_in_epoch * local_batch : (step_in_epoch + 1) * local_batch]
+                if decay_steps:
+                    gan.set_lr_scale(min(1.0, (total_steps - gan.step) / decay_steps))
                 losses = gan.train_step(x[idx], y[idx])
                 sums += torch.stack([losses["loss_d"], losses["loss_g"]]).double().cpu()
                 step_in_epoch += 1
