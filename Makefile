@@ -1,5 +1,6 @@
 # Two entry points that work on a fresh clone: `make app` and `make test`.
-# Both create (or reuse) .venv; torch is pinned to the CPU wheel this project is tested with.
+# Both create (or reuse) .venv; torch is pinned to the CPU wheel this project is tested with. `make test`
+# also installs Debian's Chromium for the browser test when it is missing (scripts/ensure-chromium).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -17,14 +18,19 @@ $(BIN)/.installed-test: pyproject.toml $(BIN)/.installed-app
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-.PHONY: app test lint install
+.PHONY: app test lint install check-wheel
 install: $(BIN)/.installed-app
 
 app: $(BIN)/.installed-app
 	$(BIN)/streamlit run app.py --server.port $(PORT)
 
 test: $(BIN)/.installed-test
+	scripts/ensure-chromium
 	$(BIN)/python -m pytest -q
+
+# The wheel in a fresh venv, used from another folder (what `pip install inkdigits` users get).
+check-wheel: $(BIN)/.installed-test
+	scripts/check-wheel
 
 lint: $(BIN)/.installed-test
 	$(BIN)/ruff check .

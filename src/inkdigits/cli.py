@@ -66,6 +66,14 @@ def build_parser() -> Parser:
     e.add_argument("--format", choices=["npz", "idx"], default="npz")
     e.add_argument("--out", type=Path, required=True, help="a .npz file, or a folder for --format idx")
 
+    o = sub.add_parser("export-onnx", help="write the generator as ONNX (sample with onnxruntime, no PyTorch)")
+    o.add_argument("--weights", type=Path)
+    o.add_argument("--out", type=Path, required=True, help="a .onnx file")
+
+    a = sub.add_parser("app", help="open the Streamlit app (needs the app extra: pip install 'inkdigits[app]')")
+    a.add_argument("--port", type=int_range(1, 65_535), default=8501)
+    a.add_argument("--address", default="localhost", help="interface to listen on (0.0.0.0: every one)")
+
     v = sub.add_parser("evaluate", help="measure a generator or a samples file against real MNIST")
     v.add_argument("action", nargs="?", choices=["train-classifier"], help="train the reference classifier instead")
     src = v.add_mutually_exclusive_group()
@@ -211,7 +219,29 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_export_onnx(args) -> int:
+    from .onnx_export import export_onnx
+
+    g = _load(args.weights)
+    export_onnx(g, args.out)
+    print(f"wrote {args.out} (inputs z ({g.latent_dim} floats per image) and labels; outputs images uint8, pixels)")
+    return 0
+
+
+def cmd_app(args) -> int:
+    import importlib.util
+    import subprocess
+
+    if importlib.util.find_spec("streamlit") is None:
+        raise InkdigitsError("the app needs Streamlit: pip install 'inkdigits[app]'")
+    app = Path(importlib.util.find_spec("inkdigits.app").origin)
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
+           "--server.address", args.address, "--browser.gatherUsageStats", "false"]  # fmt: skip
+    return subprocess.call(cmd)
+
+
 COMMANDS = {"data": cmd_data, "train": cmd_train, "generate": cmd_generate, "export": cmd_export,
+            "export-onnx": cmd_export_onnx, "app": cmd_app,
             "evaluate": cmd_evaluate}  # fmt: skip
 
 
