@@ -14,6 +14,7 @@ from .cli_args import (
     SEED,
     Parser,
     add_config_flags,
+    given,
     int_range,
     positive_float,
     train_command,
@@ -35,12 +36,13 @@ def build_parser() -> Parser:
     i = dsub.add_parser("info", help="show the cached dataset and its counts")
     i.add_argument("--cache-dir", type=Path)
 
-    from .config import ModelConfig, TrainConfig
+    from .config import DataSpec, ModelConfig, TrainConfig
 
     t = sub.add_parser("train", help="train the conditional GAN (works under torchrun)")
     t.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, samples, metrics)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     t.add_argument("--lr", type=positive_float, help="learning rate of both networks (sets --lr-g and --lr-d)")
+    add_config_flags(t, DataSpec)
     add_config_flags(t, ModelConfig)
     add_config_flags(t, TrainConfig)
     t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
@@ -119,14 +121,15 @@ def cmd_train(args) -> int:
     import torch
 
     from . import distributed
+    from .config import DataSpec
     from .train import train
 
     threads = args.threads or distributed.default_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        train(args.out, train_overrides(args), resume=args.resume, device=args.device, classifier=args.classifier,
-              command=train_command(args))  # fmt: skip
+        train(args.out, train_overrides(args), data=given(args, DataSpec), resume=args.resume, device=args.device,
+              classifier=args.classifier, command=train_command(args))  # fmt: skip
     finally:
         distributed.teardown()
     return 0

@@ -64,34 +64,51 @@ def add_config_flags(parser, cls) -> None:
         kw = {"help": f"{m['help']} (default {default})"}
         if m["choices"]:
             kw["choices"] = m["choices"]
+        elif kind is bool:
+            kw.update(action="store_const", const=True)
         elif kind is int:
             kw["type"] = int_range(m["lo"] or 0, m["hi"])
         elif kind is float:
             kw["type"] = float_range(m["lo"], m["hi"], m["positive"])
-        parser.add_argument(flag(f.name), dest=f.name, **kw)
+        parser.add_argument(flag(f.name, cls), dest=f.name, **kw)
 
 
 SEED = int_range(0, 2**63 - 1)
 
 
-def train_overrides(args) -> dict:
-    """The config fields given on the command line (``--lr`` sets both learning rates)."""
+def given(args, cls) -> dict:
+    """The fields of config class ``cls`` that were given on the command line."""
     from dataclasses import fields
 
+    return {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
+
+
+def train_overrides(args) -> dict:
+    """The model and training fields given on the command line (``--lr`` sets both learning rates)."""
     from .config import ModelConfig, TrainConfig
 
-    names = [f.name for cls in (ModelConfig, TrainConfig) for f in fields(cls)]
-    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
-    if args.lr is not None:
-        given = {"lr_g": args.lr, "lr_d": args.lr, **given}
-    return given
+    lr = {"lr_g": args.lr, "lr_d": args.lr} if getattr(args, "lr", None) is not None else {}
+    return {**lr, **given(args, ModelConfig), **given(args, TrainConfig)}
+
+
+def data_spec(args, base=None):
+    """The DataSpec the command line describes (fields not given keep ``base``'s values, or the defaults)."""
+    from dataclasses import replace
+
+    from .config import DataSpec
+
+    return replace(base or DataSpec(), **given(args, DataSpec))
 
 
 def train_command(args) -> str:
     """The command that made (or resumed) a run, rebuilt from the parsed arguments."""
-    from .config import flag
+    from .config import DataSpec, ModelConfig, TrainConfig, flag
 
     parts = ["inkdigits train", f"--out {args.out}"] + (["--resume"] if args.resume else [])
-    parts += [f"{flag(k)} {v}" for k, v in train_overrides(args).items()]
+    if args.lr is not None:
+        parts.append(f"--lr {args.lr}")
+    for cls in (DataSpec, ModelConfig, TrainConfig):
+        for k, v in given(args, cls).items():
+            parts.append(flag(k, cls) if v is True else f"{flag(k, cls)} {v}")
     parts += [f"{flag(k)} {getattr(args, k)}" for k in ("threads", "classifier") if getattr(args, k) is not None]
     return " ".join(parts)

@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass, field, fields
 from .errors import InkdigitsError
 
 
-def option(default, help: str, lo=None, hi=None, choices=None, cli: bool = True, positive: bool = False):
-    """A dataclass field that also describes its command-line flag (range, choices, help)."""
-    meta = {"help": help, "lo": lo, "hi": hi, "choices": choices, "cli": cli, "positive": positive}
+def option(default, help: str, lo=None, hi=None, choices=None, cli: bool = True, positive: bool = False,
+           flag: str | None = None):  # fmt: skip
+    """A dataclass field that also describes its command-line flag (range, choices, help, name)."""
+    meta = {"help": help, "lo": lo, "hi": hi, "choices": choices, "cli": cli, "positive": positive, "flag": flag}
     return field(default=default, metadata=meta)
 
 
@@ -55,8 +56,22 @@ class TrainConfig:
     ema_start: int = option(1000, "steps before the moving average starts (a copy until then)", 0, 10**9)
     seed: int = option(0, "seed of weights, batches and noise", 0, 2**63 - 1)
     eval_per_class: int = option(100, "samples per class for the per-epoch FID (0: off)", 0, 10_000)
-    val_size: int = option(5000, "last N training images held out for model selection, never trained on", 0, 10**7)
+    val_size: int | None = option(None, "last N training images held out for model selection, never trained on "
+                                  "(default: 10%, at most 5000)", 0, 10**7)
     limit: int | None = option(None, "train on the first N images only (smoke tests)", 1, 10**9)
+
+
+@dataclass
+class DataSpec:
+    """Which images a run trains on (datasets.py reads them); saved in the checkpoint, so --resume reloads it."""
+
+    source: str = option("mnist", "mnist, a folder of IDX files, an .npz, or a folder with a subfolder per class",
+                         flag="data")
+    image_size: int | None = option(None, "train at this size, a multiple of 4 (default: the data's own, else 28)",
+                                    16, 64)
+    transpose: bool = option(False, "transpose every image (EMNIST's IDX files store them transposed)")
+    classes: str | None = option(None, "class names in label order: 'a,b,c' or 'abc' (default: from the data)")
+    test_fraction: float = option(0.1, "share held out as the test split when the data has none", 0.01, 0.5)
 
 
 @dataclass
@@ -83,7 +98,10 @@ def cli_fields(cls) -> list:
     return [f for f in fields(cls) if f.metadata.get("cli", False)]
 
 
-def flag(name: str) -> str:
+def flag(name: str, cls=None) -> str:
+    """The command-line flag of a config field (``source`` of DataSpec is ``--data``)."""
+    if cls is not None:
+        name = next(f for f in fields(cls) if f.name == name).metadata.get("flag") or name
     return "--" + name.replace("_", "-")
 
 
@@ -121,16 +139,30 @@ def resolve(overrides: dict, checkpoint: dict | None = None, where: str = "check
     train = from_dict(TrainConfig, checkpoint["train"], where)
     for key, value in overrides.items():
         target = model if key in model_keys else train
-        current = getattr(target, key)
-        if value == current:
-            continue
-        if key not in RESUMABLE:
-            raise InkdigitsError(
-                f"{flag(key)} {value} differs from the checkpoint's {key}={current} ({where}); "
-                f"drop the flag to continue that run, or train a new one with another --out"
-            )
-        setattr(target, key, value)
+        if value != getattr(target, key):
+            check_resumable(key, value, getattr(target, key), where, type(target))
+            setattr(target, key, value)
     return model, train
+
+
+def resolve_data(overrides: dict, checkpoint: dict | None = None, where: str = "checkpoint") -> DataSpec:
+    """The DataSpec of a new run (defaults + ``overrides``) or a resumed one (the checkpoint's; an override
+    that differs from it is refused)."""
+    if checkpoint is None:
+        return from_dict(DataSpec, overrides, "settings")
+    spec = from_dict(DataSpec, checkpoint.get("data", {}), where)
+    for key, value in overrides.items():
+        if value != getattr(spec, key):
+            check_resumable(key, value, getattr(spec, key), where, DataSpec)
+    return spec
+
+
+def check_resumable(key: str, value, current, where: str, cls) -> None:
+    if key not in RESUMABLE:
+        raise InkdigitsError(
+            f"{flag(key, cls)} {value} differs from the checkpoint's {key}={current} ({where}); "
+            f"drop the flag to continue that run, or train a new one with another --out"
+        )
 
 
 def to_dict(config) -> dict:

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -204,14 +204,15 @@ def fetch(folder: Path | None = None, from_dir: Path | None = None) -> Path:
 
 
 @dataclass
-class MNIST:
-    """The dataset in memory as uint8 tensors (47 MB for all of MNIST); normalise per batch."""
+class Dataset:
+    """A labelled image set in memory as uint8 tensors (47 MB for all of MNIST); normalise per batch."""
 
-    x_train: torch.Tensor  # noqa: F821  (N, 28, 28) uint8
-    y_train: torch.Tensor  # noqa: F821  (N,) int64
+    x_train: torch.Tensor  # noqa: F821  (N, S, S) uint8, white ink on black
+    y_train: torch.Tensor  # noqa: F821  (N,) int64, 0..K-1
     x_test: torch.Tensor  # noqa: F821
     y_test: torch.Tensor  # noqa: F821
     source: str
+    classes: list[str] = field(default_factory=lambda: [str(d) for d in range(10)])  # names of 0..K-1
 
 
 def _read_cache(folder: Path) -> tuple[dict[str, np.ndarray], dict]:
@@ -255,12 +256,12 @@ def load_cached_arrays(folder: Path | None = None, fetch_if_needed: bool = True,
     return _read_cache(folder)
 
 
-def load_mnist(folder: Path | None = None, fetch_if_needed: bool = True, log=print) -> MNIST:
+def load_mnist(folder: Path | None = None, fetch_if_needed: bool = True, log=print) -> Dataset:
     import torch
 
     arrays, meta = load_cached_arrays(folder, fetch_if_needed, log)
     t = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
-    return MNIST(t["x_train"], t["y_train"].long(), t["x_test"], t["y_test"].long(), meta.get("source", "?"))
+    return Dataset(t["x_train"], t["y_train"].long(), t["x_test"], t["y_test"].long(), meta.get("source", "?"))
 
 
 def describe(arrays: dict[str, np.ndarray]) -> str:

@@ -54,24 +54,50 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     atomic_write_bytes(Path(path), header + a.tobytes())
 
 
-def _find_idx(folder: Path, stem: str) -> Path:
-    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+def find_idx(folder: Path, stem: str, required: bool = True) -> Path | None:
+    """``stem`` or ``stem.gz`` in ``folder``, also with a prefix (EMNIST's ``emnist-letters-train-...``) or
+    a dot before ``idx`` (some mirrors); None (or an error if ``required``) when absent."""
+    variants = [stem, stem.replace("-idx", ".idx")]
+    for name in variants + [v + ".gz" for v in variants]:
         if (folder / name).is_file():
             return folder / name
-    raise InkdigitsError(f"{folder}: no {stem}[.gz] found (expected MNIST's IDX file names)")
+    found = sorted({p for v in variants for p in folder.glob(f"*{v}*") if p.name.endswith((v, v + ".gz"))})
+    if len(found) > 1:
+        raise InkdigitsError(f"{folder}: several files match {stem} ({', '.join(p.name for p in found)}); keep one")
+    if found:
+        return found[0]
+    if required:
+        raise InkdigitsError(f"{folder}: no {stem}[.gz] found (expected MNIST's IDX file names)")
+    return None
 
 
-def arrays_from_idx_dir(folder: Path) -> dict[str, np.ndarray]:
+def read_idx_dir(folder: Path) -> dict[str, np.ndarray]:
+    """The train pair (required) and the t10k pair (if present) of an IDX folder, checked for shape."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InkdigitsError(f"{folder}: not a directory")
-    arrays = {key: read_idx(_find_idx(folder, stem)) for key, stem in IDX_FILES.items()}
-    for split in ("train", "test"):
-        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+    arrays = {}
+    for split, required in (("train", True), ("test", False)):
+        xp = find_idx(folder, IDX_FILES[f"x_{split}"], required)
+        yp = find_idx(folder, IDX_FILES[f"y_{split}"], required or xp is not None)
+        if xp is None:
+            continue
+        x, y = read_idx(xp), read_idx(yp)
         if x.ndim != 3 or y.ndim != 1:
             raise InkdigitsError(f"{folder}: {split} images must be 3-D and labels 1-D, got {x.shape} and {y.shape}")
         if len(x) != len(y):
             raise InkdigitsError(f"{folder}: {len(x)} {split} images but {len(y)} labels")
+        arrays[f"x_{split}"], arrays[f"y_{split}"] = x, y
+    return arrays
+
+
+def arrays_from_idx_dir(folder: Path) -> dict[str, np.ndarray]:
+    """An MNIST-shaped IDX folder (all four files, 28x28, labels 0-9), for the MNIST cache."""
+    arrays = read_idx_dir(folder)
+    if "x_test" not in arrays:
+        raise InkdigitsError(f"{folder}: no {IDX_FILES['x_test']}[.gz] found (expected MNIST's IDX file names)")
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.shape[1:] != (28, 28):
             raise InkdigitsError(f"{folder}: {split} images are {x.shape[1]}x{x.shape[2]}, need 28x28")
         if len(y) and y.max() > 9:

@@ -21,7 +21,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from . import distributed
-from .config import resolve
+from .config import resolve, resolve_data
 from .errors import InkdigitsError
 from .gan import ConditionalGAN
 from .rundir import RunDir
@@ -34,23 +34,27 @@ class Trained:
     history: list[dict]
 
 
-def train(out: Path | str, overrides: dict | None = None, *, resume: bool = False, device: str = "auto",
-          classifier: Path | None = None, dataset=None, quiet: bool = False, command: str = "") -> Trained:  # fmt: skip
-    """Train (or with ``resume``, continue) the run in ``out``. ``overrides``: config fields -> values
-    (see config.py); ``dataset``: an in-memory data.MNIST instead of the cache; ``classifier``: the
-    reference classifier for per-epoch scores (default: the shipped one)."""
+def train(out: Path | str, overrides: dict | None = None, *, data: dict | None = None, resume: bool = False,
+          device: str = "auto", classifier: Path | None = None, dataset=None, quiet: bool = False,
+          command: str = "") -> Trained:  # fmt: skip
+    """Train (or with ``resume``, continue) the run in ``out``. ``overrides``: ModelConfig/TrainConfig fields ->
+    values; ``data``: DataSpec fields -> values (default MNIST); ``dataset``: an in-memory data.Dataset instead;
+    ``classifier``: the reference classifier for per-epoch scores (default: the shipped MNIST one)."""
     procs = distributed.setup(device)
     log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if procs.is_main and not quiet else (lambda msg: None)
     run = RunDir(out)
     state = run.preflight(resume, writer=procs.is_main)
-    model_cfg, cfg = resolve(overrides or {}, state, str(run.checkpoint))
+    spec = resolve_data(data or {}, state, str(run.checkpoint))
+    dataset = dataset or load_dataset(spec, procs, log)
+    shape = {"num_classes": len(dataset.classes), "image_size": int(dataset.x_train.shape[-1])}
+    model_cfg, cfg = resolve({**(overrides or {}), **shape}, state, str(run.checkpoint))
     if cfg.batch_size % procs.world:
         raise InkdigitsError(f"--batch-size {cfg.batch_size} must divide evenly over {procs.world} processes")
     if cfg.r1_gamma > 0 and procs.world > 1:
         raise InkdigitsError("--r1-gamma is single-process only for now (its extra D pass is not synchronised)")
     local_batch = cfg.batch_size // procs.world
 
-    x, y, x_val, y_val = split(dataset or load_dataset(procs, log), cfg)
+    x, y, x_val, y_val = split(dataset, cfg)
     if len(x) < cfg.batch_size:
         raise InkdigitsError(f"{len(x)} training images: fewer than one batch ({cfg.batch_size}); check --limit")
     sampler = DistributedSampler(range(len(x)), num_replicas=procs.world, rank=procs.rank, shuffle=True,
@@ -67,13 +71,13 @@ def train(out: Path | str, overrides: dict | None = None, *, resume: bool = Fals
     gan.parallelize(procs.wrap)
     if gan.autocast:
         torch.backends.cudnn.benchmark = True
-    scorer = make_scorer(procs.is_main, cfg, classifier, x_val, y_val, log)
+    scorer = make_scorer(procs.is_main, cfg, model_cfg, spec, classifier, x_val, y_val, log)
     k = model_cfg.num_classes
     grid_z = torch.randn(10, model_cfg.latent_dim, generator=torch.Generator().manual_seed(12345)).repeat(k, 1)
     grid_y = torch.arange(k).repeat_interleave(10)
 
     def checkpoint() -> dict:
-        return {"model": asdict(model_cfg), "train": asdict(cfg), "gan": gan.state_dict(), "epoch": epoch,
+        return {"model": asdict(model_cfg), "train": asdict(cfg), "data": asdict(spec), "gan": gan.state_dict(), "epoch": epoch,
                 "step_in_epoch": step_in_epoch, "history": history, "partial": dict(partial),
                 "commands": commands}  # fmt: skip
 
@@ -116,7 +120,8 @@ def train(out: Path | str, overrides: dict | None = None, *, resume: bool = Fals
                 history.append(record)
                 run.save_samples(gan.sample(grid_z, grid_y), record["epoch"], ncols=10)
                 run.plot(history)
-                info = sidecar("Generator", asdict(model_cfg), train=asdict(cfg), command=commands[0],
+                info = sidecar("Generator", asdict(model_cfg), train=asdict(cfg), data=asdict(spec),
+                               classes=dataset.classes, command=commands[0],
                                selected_by=record["selected_by"], **{k: record[k] for k in EXPORTED})  # fmt: skip
                 run.export(gan.G_ema, info, best)
                 run.save_checkpoint(checkpoint())
@@ -130,29 +135,32 @@ def train(out: Path | str, overrides: dict | None = None, *, resume: bool = Fals
 EXPORTED = ("epoch", "step", "wall_seconds", "fid", "class_acc")
 
 
-def load_dataset(procs, log):
-    from .data import load_mnist
+def load_dataset(spec, procs, log):
+    from . import datasets
 
-    if not procs.is_main:  # rank 0 fetches if needed, the others wait and then read the cache
+    if spec.source != "mnist":
+        return datasets.load(spec, log)
+    if not procs.is_main:  # rank 0 fetches MNIST if needed, the others wait and then read the cache
         procs.barrier()
-    mnist = load_mnist(fetch_if_needed=procs.is_main, log=log)
+    dataset = datasets.load(spec, log, fetch_if_needed=procs.is_main)
     if procs.is_main:
         procs.barrier()
-    return mnist
+    return dataset
 
 
 def split(dataset, cfg):
-    """(x_train, y_train, x_val, y_val): the last ``val_size`` training images are held out for model
-    selection and never trained on; ``limit`` then takes the first N of the rest."""
+    """(x_train, y_train, x_val, y_val): the last ``val_size`` training images (default 10%, at most 5000)
+    are held out for model selection and never trained on; ``limit`` then takes the first N of the rest."""
     n = len(dataset.x_train)
-    if cfg.val_size >= n:
-        raise InkdigitsError(f"--val-size {cfg.val_size} leaves none of the {n} training images to train on")
-    cut = n - cfg.val_size
+    val_size = min(5000, n // 10) if cfg.val_size is None else cfg.val_size
+    if val_size >= n:
+        raise InkdigitsError(f"--val-size {val_size} leaves none of the {n} training images to train on")
+    cut = n - val_size
     keep = min(cfg.limit or cut, cut)
     return dataset.x_train[:keep], dataset.y_train[:keep], dataset.x_train[cut:], dataset.y_train[cut:]
 
 
-def make_scorer(is_main: bool, cfg, classifier, x_val, y_val, log):
+def make_scorer(is_main: bool, cfg, model_cfg, spec, classifier, x_val, y_val, log):
     """Per-epoch class accuracy and FID on the validation split; says loudly when that is off."""
     off = {"fid": None, "class_acc": None}
     if not is_main:
@@ -166,11 +174,20 @@ def make_scorer(is_main: bool, cfg, classifier, x_val, y_val, log):
     from .resources import default_classifier
 
     path = Path(classifier) if classifier else default_classifier()
-    if path is None or not path.is_file():
-        note = f"no reference classifier at {path or 'the default location'}; give one with --classifier PATH"
+    note = None
+    if not path.is_file():
+        note = f"no reference classifier at {path}; give one with --classifier PATH"
+    elif classifier is None and spec.source != "mnist":
+        note = (f"the shipped classifier knows only MNIST; train one for this data with `inkdigits evaluate "
+                f"train-classifier --data {spec.source} --out CLASSIFIER.safetensors` and pass --classifier")
+    if note:
         log(f"WARNING: {note}. Per-epoch FID is off: generator.safetensors will be the last epoch's")
         return lambda gan: {**off, "selected_by": f"last epoch ({note})"}
-    evaluator = Evaluator(load_classifier(path), x_val.numpy(), y_val.numpy(), max_per_class_diversity=200)
+    model = load_classifier(path)
+    if (model.config.num_classes, model.config.image_size) != (model_cfg.num_classes, model_cfg.image_size):
+        raise InkdigitsError(f"{path}: a classifier for {model.config.num_classes} classes at {model.config.image_size} px, "
+                             f"but the data has {model_cfg.num_classes} classes at {model_cfg.image_size} px")  # fmt: skip
+    evaluator = Evaluator(model, x_val.numpy(), y_val.numpy(), max_per_class_diversity=200)
     k, n = evaluator.num_classes, cfg.eval_per_class
 
     def score(gan) -> dict:
