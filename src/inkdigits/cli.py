@@ -49,12 +49,13 @@ def build_parser() -> Parser:
     t.add_argument("--threads", type=int_range(1, 1024), help="CPU threads (default: torch's choice)")
     t.add_argument("--classifier", type=Path, help="reference classifier for per-epoch scores (default: shipped)")
 
-    g = sub.add_parser("generate", help="draw digits into a PNG")
+    g = sub.add_parser("generate", help="draw digits (or your model's classes) into a PNG")
     what = g.add_mutually_exclusive_group(required=True)
-    what.add_argument("--digit", type=int_range(0, 9))
-    what.add_argument("--number", help="up to 16 digits, written as one line")
-    what.add_argument("--style-sheet", action="store_true", help="each row one style written as 0-9")
-    g.add_argument("--count", type=int_range(1, 1024), default=16, help="images for --digit (default 16)")
+    what.add_argument("--digit", type=int_range(0, 9), help="a digit, for MNIST models")
+    what.add_argument("--label", help="a class by name (any model: 7, T-shirt, A, ...)")
+    what.add_argument("--number", "--text", dest="number", help="up to 16 digits (or class names) as one line")
+    what.add_argument("--style-sheet", action="store_true", help="each row one style written as every class")
+    g.add_argument("--count", type=int_range(1, 1024), default=16, help="images for --digit/--label (default 16)")
     g.add_argument("--rows", type=int_range(1, 64), default=4, help="styles for --style-sheet (default 4)")
     g.add_argument("--seed", type=SEED)
     g.add_argument("--weights", type=Path)
@@ -87,6 +88,7 @@ def build_parser() -> Parser:
     v.add_argument("--no-reference", action="store_true", help="skip the real-data reference row")
     v.add_argument("--classifier", type=Path, help="default models/classifier.safetensors")
     v.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_config_flags(v, DataSpec)
     v.add_argument("--epochs", type=int_range(1, 1000), help="train-classifier: epochs (default 15)")
     v.add_argument("--out", type=Path, help="train-classifier: output (default: the shipped classifier)")
     v.add_argument("--threads", type=int_range(1, 1024))
@@ -143,20 +145,22 @@ def _load(weights):
 
 def cmd_generate(args) -> int:
     from . import images as im
-    from .sample import parse_number, random_seed
+    from .sample import random_seed
 
     g = _load(args.weights)
     seed = args.seed if args.seed is not None else random_seed()
-    if args.digit is not None:
-        batch = g.generate([args.digit] * args.count, seed=seed)
-        picture, what = im.grid(batch, ncols=min(args.count, 8)), f"{args.count} x digit {args.digit}"
+    if args.digit is not None or args.label is not None:
+        if args.digit is not None and not g.is_digits:
+            raise InkdigitsError(f"this model draws {', '.join(g.classes[:8])}...: pick one with --label, not --digit")
+        label = str(args.digit) if args.digit is not None else args.label
+        batch = g.generate([label] * args.count, seed=seed)
+        picture, what = im.grid(batch, ncols=min(args.count, 8)), f"{args.count} x {label}"
     elif args.number is not None:
-        digits = parse_number(args.number)
-        batch = g.write_number(digits, seed=seed)
-        picture, what = im.line(batch), f"number {args.number}"
+        batch = g.write_number(g.parse(args.number), seed=seed)
+        picture, what = im.line(batch), f"{'number' if g.is_digits else 'text'} {args.number}"
     else:
         batch = g.style_sheet(args.rows, seed=seed)
-        picture, what = im.grid(batch, ncols=10), f"{args.rows} styles x digits 0-9"
+        picture, what = im.grid(batch, ncols=min(g.num_classes, 10)), f"{args.rows} styles x every class"
     im.save_png(picture, args.out, scale=args.scale)
     print(f"wrote {args.out} ({what}, seed {seed})")
     return 0
@@ -167,59 +171,21 @@ def cmd_export(args) -> int:
 
     g = _load(args.weights)
     paths = export_dataset(g, args.per_class, args.seed, args.out, args.format)
-    print(f"wrote {10 * args.per_class} labelled images ({args.per_class} per digit, seed {args.seed}): "
+    print(f"wrote {g.num_classes * args.per_class} labelled images ({args.per_class} per class, seed {args.seed}): "
           + ", ".join(str(p) for p in paths))  # fmt: skip
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    import numpy as np
     import torch
 
-    from . import classifier as clf
-    from . import data
-    from . import evaluate as ev
+    from .evaluate_command import evaluate_command, train_classifier_command
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.action == "train-classifier":
-        from dataclasses import asdict
-
-        from .config import ClassifierTrainConfig
-        from .resources import default_classifier
-
-        mnist = data.load_mnist()
-        out = args.out or default_classifier()
-        cfg = ClassifierTrainConfig(seed=args.seed, **({"epochs": args.epochs} if args.epochs else {}))
-        model = clf.train_classifier(mnist.x_train, mnist.y_train, cfg, progress=True)
-        acc = clf.accuracy(model, mnist.x_test.numpy(), mnist.y_test.numpy())
-        command = f"inkdigits evaluate train-classifier --epochs {cfg.epochs} --seed {cfg.seed}"
-        clf.save_classifier(model, out, {"test_accuracy": acc, "train": asdict(cfg), "command": command,
-                                         "data": mnist.source})  # fmt: skip
-        print(f"test accuracy {acc:.2%}; wrote {out}")
-        return 0
-    # Check the user's files before the slow part (dataset, classifier features).
-    if args.samples:
-        images, labels = ev.load_samples(args.samples)
-        name = str(args.samples)
-    else:
-        g = _load(args.weights)
-        labels = np.repeat(np.arange(10), args.per_class)
-        images = g.generate(labels, seed=args.seed)
-        name = f"{g.path.name} ({args.per_class}/digit, seed {args.seed})"
-    classifier = clf.load_classifier(args.classifier)
-    mnist = data.load_mnist()
-    log = (lambda m: print(m, file=sys.stderr)) if args.json else print
-    result = ev.run_evaluation(images, labels, mnist, classifier, with_cas=args.cas,
-                               reference=not args.no_reference, log=log)  # fmt: skip
-    if args.json:
-        print(ev.to_json(result))
-    else:
-        rows = {name: result["samples"]}
-        if "reference" in result:
-            rows["real MNIST train (1000/digit)"] = result["reference"]
-        print(ev.format_table(rows))
-    return 0
+        return train_classifier_command(args)
+    return evaluate_command(args)
 
 
 def cmd_export_onnx(args) -> int:

@@ -61,7 +61,9 @@ def read_source(path: Path) -> tuple[dict[str, np.ndarray], list[str] | None]:
     if path.is_file():
         if path.suffix != ".npz":
             raise InkdigitsError(f"{path}: --data takes mnist, a folder or an .npz file")
-        return read_npz(path), read_classes_txt(path.parent / "classes.txt")
+        arrays = read_npz(path)
+        names = arrays.pop("classes", None)
+        return arrays, [str(n) for n in names] if names is not None else read_classes_txt(path.parent / "classes.txt")
     if any(p.name.endswith(("idx3-ubyte", "idx3-ubyte.gz")) for p in path.iterdir()):
         return read_idx_dir(path), read_classes_txt(path / "classes.txt")
     return read_class_folders(path)
@@ -91,6 +93,8 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     if x is None or y is None:
         raise InkdigitsError(f"{path}: needs arrays 'images' and 'labels' (or x_train, y_train), found {sorted(arrays)}")
     out = {"x_train": x, "y_train": y}
+    if "classes" in arrays:  # names of the labels 0..K-1, as inkdigits export writes them
+        out["classes"] = arrays["classes"]
     if "x_test" in arrays or "y_test" in arrays:
         if "x_test" not in arrays or "y_test" not in arrays:
             raise InkdigitsError(f"{path}: x_test and y_test come together")

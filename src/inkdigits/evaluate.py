@@ -150,8 +150,8 @@ def real_reference_set(x_train, y_train, per_class: int, seed: int = 0):
 # --------------------------------------------------------------------------- samples files
 
 
-def load_samples(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read and validate an ``.npz`` with ``images`` (N,28,28) uint8 and ``labels`` (N,) ints 0-9."""
+def load_samples(path: Path, num_classes: int = 10, size: int = 28) -> tuple[np.ndarray, np.ndarray]:
+    """Read and validate an ``.npz`` with ``images`` (N,S,S) uint8 and ``labels`` (N,) ints 0..K-1."""
     path = Path(path)
     if not path.is_file():
         raise InkdigitsError(f"{path}: samples file not found")
@@ -165,8 +165,8 @@ def load_samples(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise
     except Exception as e:
         raise InkdigitsError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
-    if images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise InkdigitsError(f"{path}: images must have shape (N, 28, 28), got {images.shape}")
+    if images.ndim != 3 or images.shape[1:] != (size, size):
+        raise InkdigitsError(f"{path}: images must have shape (N, {size}, {size}), got {images.shape}")
     if images.dtype != np.uint8:
         raise InkdigitsError(f"{path}: images must be uint8 (0-255, white on black), got {images.dtype}")
     if labels.ndim != 1 or len(labels) != len(images):
@@ -175,8 +175,8 @@ def load_samples(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise InkdigitsError(f"{path}: labels must be integers, got {labels.dtype}")
     if len(labels) == 0:
         raise InkdigitsError(f"{path}: no samples")
-    if labels.min() < 0 or labels.max() > 9:
-        raise InkdigitsError(f"{path}: labels must be 0-9, found {int(labels.min())}..{int(labels.max())}")
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise InkdigitsError(f"{path}: labels must be 0-{num_classes - 1}, found {int(labels.min())}..{int(labels.max())}")
     return images, labels.astype(np.int64)
 
 

@@ -47,12 +47,45 @@ def parse_number(text: str) -> list[int]:
     return [int(ch) for ch in cleaned]
 
 
-def check_classes(classes, num_classes: int) -> np.ndarray:
+DIGITS = [str(d) for d in range(10)]
+SEPARATORS = " -"
+
+
+def parse_text(text: str, names: list[str]) -> list[int]:
+    """What to write, as class indices: '2026' or '555-0100' for MNIST (digits only), 'HELLO' for a model whose
+    classes are letters, 'cat dog' for longer class names. Spaces and hyphens separate, unless they are
+    classes themselves. Raises InkdigitsError."""
+    if names == DIGITS:
+        return parse_number(text)
+    text = str(text).strip()
+    if all(len(n) == 1 for n in names):
+        tokens = [ch for ch in text if ch in names or ch not in SEPARATORS]
+    else:
+        tokens = text.replace(",", " ").split()
+    if not tokens:
+        raise InkdigitsError("type at least one class name")
+    bad = [t for t in tokens if t not in names]
+    if bad:
+        shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+        raise InkdigitsError(f"{text!r}: only the classes {shown} can be written (found {bad[0]!r})")
+    if len(tokens) > MAX_NUMBER_DIGITS:
+        raise InkdigitsError(f"at most {MAX_NUMBER_DIGITS} characters at once (got {len(tokens)})")
+    return [names.index(t) for t in tokens]
+
+
+def check_classes(classes, num_classes: int, names: list[str] | None = None) -> np.ndarray:
+    """Class indices from indices or names (strings are names, integers are indices)."""
     last = num_classes - 1
     try:
-        arr = np.asarray(list(classes))
+        items = list(classes)
     except TypeError:
         raise InkdigitsError(f"digits must be a sequence of integers 0-{last}") from None
+    if names is not None and any(isinstance(c, str) for c in items):
+        unknown = [c for c in items if not isinstance(c, str) or c not in names]
+        if unknown:
+            raise InkdigitsError(f"{unknown[0]!r} is not a class of this model (its classes: {', '.join(names)})")
+        items = [names.index(c) for c in items]
+    arr = np.asarray(items)
     if arr.size and (not np.issubdtype(arr.dtype, np.integer) or arr.ndim != 1):
         raise InkdigitsError(f"digits must be a sequence of integers 0-{last}")
     if arr.size and (arr.min() < 0 or arr.max() > last):
@@ -79,8 +112,22 @@ class DigitGenerator:
     def num_classes(self) -> int:
         return self.config.num_classes
 
+    @property
+    def classes(self) -> list[str]:
+        """The class names (the sidecar's; MNIST's digits '0'..'9' for weights that predate names)."""
+        names = self.info.get("classes")
+        return list(names) if names else [str(i) for i in range(self.num_classes)]
+
+    @property
+    def is_digits(self) -> bool:
+        return self.classes == DIGITS
+
     def _check(self, classes) -> np.ndarray:
-        return check_classes(classes, self.num_classes)
+        return check_classes(classes, self.num_classes, self.classes)
+
+    def parse(self, text: str) -> list[int]:
+        """The classes to write for ``text`` (see parse_text)."""
+        return parse_text(text, self.classes)
 
     def styles(self, n: int, seed: int | None = None) -> np.ndarray:
         """``n`` handwriting styles (latent vectors), reproducible from ``seed``."""
@@ -93,8 +140,8 @@ class DigitGenerator:
         size = self.config.image_size
         return torch.cat(out).numpy() if out else np.zeros((0, size, size), np.uint8)
 
-    def generate(self, digits: Sequence[int], seed: int | None = None, styles=None) -> np.ndarray:
-        """Draw each digit in ``digits``; returns uint8 (N, 28, 28), white on black.
+    def generate(self, digits: Sequence[int | str], seed: int | None = None, styles=None) -> np.ndarray:
+        """Draw each class in ``digits`` (indices, or names such as "A"); returns uint8 (N, S, S), white on black.
 
         ``styles``: optional latent vectors, (N, latent_dim) or one (latent_dim,) for all; otherwise drawn
         from ``seed`` (a fresh random seed when None). The same seed gives the same images.
@@ -117,7 +164,7 @@ class DigitGenerator:
         return self.generate(y, styles=styles[0] if same_style else styles)
 
     def style_sheet(self, rows: int, seed: int | None = None) -> np.ndarray:
-        """``rows`` styles, each written as 0..9: (rows*10, 28, 28), row-major."""
+        """``rows`` styles, each written as every class: (rows*K, S, S), row-major."""
         styles = np.repeat(self.styles(rows, seed), self.num_classes, axis=0)
         return self.generate(np.tile(np.arange(self.num_classes), rows), styles=styles)
 
@@ -125,7 +172,7 @@ class DigitGenerator:
               same_style: bool = False) -> np.ndarray:  # fmt: skip
         """Frames from (style A, digit A) to (style B, digit B): spherical interpolation of the style and a
         linear blend of the two digits' class conditioning."""
-        self._check([digit_a, digit_b])
+        digit_a, digit_b = (int(c) for c in self._check([digit_a, digit_b]))
         a, b = self.styles(2, seed)
         if same_style:
             b = a
@@ -156,15 +203,20 @@ def load_generator(path: str | Path | None = None) -> DigitGenerator:
     return DigitGenerator(net, config, path, info=info)
 
 
-def dataset_npz_bytes(images: np.ndarray, labels) -> bytes:
-    """A labelled batch as ``.npz`` bytes: ``images`` (N,28,28) uint8 and ``labels`` (N,) uint8."""
+def dataset_npz_bytes(images: np.ndarray, labels, classes: list[str] | None = None) -> bytes:
+    """A labelled batch as ``.npz`` bytes: ``images`` (N,S,S) uint8, ``labels`` (N,) uint8 and, when given,
+    ``classes`` (K,) the names of labels 0..K-1 (a plain unicode array: no pickle needed to read it)."""
     buf = io.BytesIO()
-    np.savez_compressed(buf, images=np.asarray(images, dtype=np.uint8), labels=np.asarray(labels, dtype=np.uint8))
+    arrays = {"images": np.asarray(images, dtype=np.uint8), "labels": np.asarray(labels, dtype=np.uint8)}
+    if classes is not None:
+        arrays["classes"] = np.asarray(classes, dtype=str)
+    np.savez_compressed(buf, **arrays)
     return buf.getvalue()
 
 
 def export_dataset(g: DigitGenerator, per_class: int, seed: int, out: Path, fmt: str = "npz") -> list[Path]:
-    """Write a labelled synthetic dataset: npz (images, labels) or MNIST-layout IDX files."""
+    """Write a labelled synthetic dataset: npz (images, labels, classes) or MNIST-layout IDX files (with a
+    classes.txt naming the labels, which `inkdigits train --data` reads back)."""
     from . import idx
     from .fileio import atomic_write_bytes
 
@@ -178,12 +230,13 @@ def export_dataset(g: DigitGenerator, per_class: int, seed: int, out: Path, fmt:
             paths = [out / idx.IDX_FILES["x_train"], out / idx.IDX_FILES["y_train"]]
             idx.write_idx(paths[0], images)
             idx.write_idx(paths[1], labels)
-            return paths
+            atomic_write_bytes(out / "classes.txt", ("\n".join(g.classes) + "\n").encode())
+            return [*paths, out / "classes.txt"]
         if out.suffix != ".npz":
             raise InkdigitsError(f"{out}: --format npz writes a .npz file")
         if out.is_dir():
             raise InkdigitsError(f"{out}: is a directory")
-        atomic_write_bytes(out, dataset_npz_bytes(images, labels))
+        atomic_write_bytes(out, dataset_npz_bytes(images, labels, g.classes))
         return [out]
     except OSError as e:
         raise InkdigitsError(f"{out}: cannot write ({e.strerror or e})") from None

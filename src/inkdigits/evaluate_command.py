@@ -1,0 +1,73 @@
+"""``inkdigits evaluate`` and ``inkdigits evaluate train-classifier``, for MNIST or any dataset (--data)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+
+import numpy as np
+
+from . import classifier as clf
+from . import datasets
+from . import evaluate as ev
+from .cli_args import data_spec, given
+from .config import ClassifierConfig, ClassifierTrainConfig, DataSpec, from_dict
+from .errors import InkdigitsError
+from .resources import default_classifier
+
+
+def train_classifier_command(args) -> int:
+    spec = data_spec(args)
+    if spec.source != "mnist" and args.out is None:
+        raise InkdigitsError("--out is needed for a classifier of your own data (the default is the shipped MNIST one)")
+    dataset = datasets.load(spec)
+    out = args.out or default_classifier()
+    cfg = ClassifierTrainConfig(seed=args.seed, **({"epochs": args.epochs} if args.epochs else {}))
+    model_cfg = ClassifierConfig(num_classes=len(dataset.classes), image_size=int(dataset.x_train.shape[-1]))
+    model = clf.train_classifier(dataset.x_train, dataset.y_train, cfg, model_cfg, progress=True)
+    acc = clf.accuracy(model, dataset.x_test.numpy(), dataset.y_test.numpy())
+    data_flags = "".join(f" --data {v}" if k == "source" else f" --{k.replace('_', '-')} {v}"
+                         for k, v in given(args, DataSpec).items())  # fmt: skip
+    command = f"inkdigits evaluate train-classifier{data_flags} --epochs {cfg.epochs} --seed {cfg.seed}"
+    clf.save_classifier(model, out, {"test_accuracy": acc, "train": asdict(cfg), "command": command,
+                                     "data": asdict(spec), "classes": dataset.classes})  # fmt: skip
+    print(f"test accuracy {acc:.2%}; wrote {out}")
+    return 0
+
+
+def evaluate_command(args) -> int:
+    # The user's files first, before the slow part (dataset, classifier features).
+    g = None
+    if not args.samples:
+        from .sample import load_generator
+
+        g = load_generator(args.weights)
+    saved = (g.info.get("data") if g else None) or {}
+    spec = data_spec(args, from_dict(DataSpec, saved, str(g.path) if g else "data"))
+    if spec.source != "mnist" and args.classifier is None:
+        raise InkdigitsError(f"the shipped classifier knows only MNIST: pass --classifier for {spec.source} (train one "
+                             f"with `inkdigits evaluate train-classifier --data {spec.source} --out PATH`)")  # fmt: skip
+    classifier = clf.load_classifier(args.classifier)
+    k, size = classifier.config.num_classes, classifier.config.image_size
+    if g is not None:
+        if (g.num_classes, g.config.image_size) != (k, size):
+            raise InkdigitsError(f"{g.path}: draws {g.num_classes} classes at {g.config.image_size} px, but the "
+                                 f"classifier knows {k} classes at {size} px")  # fmt: skip
+        labels = np.repeat(np.arange(k), args.per_class)
+        images = g.generate(labels, seed=args.seed)
+        name = f"{g.path.name} ({args.per_class}/class, seed {args.seed})"
+    else:
+        images, labels = ev.load_samples(args.samples, k, size)
+        name = str(args.samples)
+    dataset = datasets.load(spec)
+    log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+    result = ev.run_evaluation(images, labels, dataset, classifier, with_cas=args.cas,
+                               reference=not args.no_reference, log=log)  # fmt: skip
+    if args.json:
+        print(ev.to_json(result))
+    else:
+        rows = {name: result["samples"]}
+        if "reference" in result:
+            rows[f"real {spec.source} train (1000/class)"] = result["reference"]
+        print(ev.format_table(rows))
+    return 0
