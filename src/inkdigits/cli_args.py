@@ -60,7 +60,8 @@ def add_config_flags(parser, cls) -> None:
     for f in cli_fields(cls):
         m = f.metadata
         default = f.default if f.default is not MISSING else None
-        kind = type(default) if default is not None else int
+        annotation = str(f.type)  # e.g. "int | None" (annotations are strings here)
+        kind = next((k for k in (bool, float, str) if k.__name__ in annotation), int)
         kw = {"help": f"{m['help']} (default {default})"}
         if m["choices"]:
             kw["choices"] = m["choices"]
