@@ -188,7 +188,7 @@ COLUMNS = [("class_acc", "class acc", "{:.2%}"), ("fid", "FID", "{:.3f}"), ("fid
            ("coverage", "coverage", "{:.3f}"), ("cas", "CAS", "{:.2%}")]  # fmt: skip
 
 
-def format_table(rows: dict[str, dict]) -> str:
+def format_table(rows: dict[str, dict], classes: list[str] | None = None) -> str:
     """Markdown table: one row per sample set (e.g. 'generator', 'real (train)')."""
     cols = [c for c in COLUMNS if any(c[0] in r for r in rows.values())]
     lines = ["| set | " + " | ".join(c[1] for c in cols) + " |", "|---|" + "---:|" * len(cols)]
@@ -198,7 +198,8 @@ def format_table(rows: dict[str, dict]) -> str:
     worst = {name: min(range(len(r["class_acc_per_digit"])), key=lambda c: r["class_acc_per_digit"][c])
              for name, r in rows.items() if "class_acc_per_digit" in r}  # fmt: skip
     for name, c in worst.items():
-        lines.append(f"\n{name}: lowest class acc is digit {c} at {rows[name]['class_acc_per_digit'][c]:.2%}")
+        label = f"class {classes[c]}" if classes else f"digit {c}"
+        lines.append(f"\n{name}: lowest class acc is {label} at {rows[name]['class_acc_per_digit'][c]:.2%}")
     return "\n".join(lines)
 
 

@@ -69,5 +69,5 @@ def evaluate_command(args) -> int:
         rows = {name: result["samples"]}
         if "reference" in result:
             rows[f"real {spec.source} train (1000/class)"] = result["reference"]
-        print(ev.format_table(rows))
+        print(ev.format_table(rows, None if dataset.classes == [str(d) for d in range(10)] else dataset.classes))
     return 0
