@@ -14,6 +14,7 @@ from .cli_args import (
     SEED,
     Parser,
     add_config_flags,
+    float_range,
     given,
     int_range,
     positive_float,
@@ -57,17 +58,24 @@ def build_parser() -> Parser:
     what.add_argument("--style-sheet", action="store_true", help="each row one style written as every class")
     g.add_argument("--count", type=int_range(1, 1024), default=16, help="images for --digit/--label (default 16)")
     g.add_argument("--rows", type=int_range(1, 64), default=4, help="styles for --style-sheet (default 4)")
+    add_layout_flags(g)
     g.add_argument("--seed", type=SEED)
     g.add_argument("--weights", type=Path)
     g.add_argument("--scale", type=int_range(1, 32), default=4, help="pixel scale of the PNG (default 4)")
     g.add_argument("--out", type=Path, required=True)
 
-    e = sub.add_parser("export", help="write a labelled synthetic dataset (npz or IDX)")
+    e = sub.add_parser("export", help="write a labelled synthetic dataset: single images (npz, IDX) or --numbers")
     e.add_argument("--per-class", type=int_range(1, 100_000), default=1000)
+    e.add_argument("--numbers", type=int_range(1, 10_000_000), help="write N numbers for OCR instead (see --length)")
+    e.add_argument("--length", default="4-10", help="--numbers: digits per number, N or N-M (default 4-10)")
+    e.add_argument("--pattern", help="--numbers: a template such as ddd-dddd or dd/dd/dddd (d: a random digit)")
+    e.add_argument("--workers", type=int_range(1, 256), help="--numbers: processes (default: every core)")
+    add_layout_flags(e)
     e.add_argument("--seed", type=SEED, default=0)
     e.add_argument("--weights", type=Path)
-    e.add_argument("--format", choices=["npz", "idx"], default="npz")
-    e.add_argument("--out", type=Path, required=True, help="a .npz file, or a folder for --format idx")
+    e.add_argument("--format", choices=["npz", "idx", "png"],
+                   help="npz (default) or idx for single images; png (default) or npz for --numbers")
+    e.add_argument("--out", type=Path, required=True, help="a .npz file, or a folder (--format idx, --numbers)")
 
     o = sub.add_parser("export-onnx", help="write the generator as ONNX (sample with onnxruntime, no PyTorch)")
     o.add_argument("--weights", type=Path)
@@ -93,6 +101,21 @@ def build_parser() -> Parser:
     v.add_argument("--out", type=Path, help="train-classifier: output (default: the shipped classifier)")
     v.add_argument("--threads", type=int_range(1, 1024))
     return p
+
+
+def add_layout_flags(parser) -> None:
+    """How a line is laid out (compose.py), for generate --number and export --numbers."""
+    parser.add_argument("--new-hand-per-digit", action="store_true", help="a new style for every digit")
+    parser.add_argument("--spacing", type=float_range(0.0, 5.0), default=1.0, help="scale the gaps (default 1)")
+    parser.add_argument("--height", type=int_range(8, 512), help="a fixed canvas height (the line is fitted)")
+    parser.add_argument("--width", type=int_range(8, 4096), help="a fixed canvas width (with --height)")
+
+
+def layout(args) -> dict:
+    if args.width and not args.height:
+        raise InkdigitsError("--width needs --height (a fixed canvas has both)")
+    return {"new_hand_per_digit": args.new_hand_per_digit, "spacing": args.spacing, "height": args.height,
+            "width": args.width}  # fmt: skip
 
 
 def _version() -> str:
@@ -156,8 +179,8 @@ def cmd_generate(args) -> int:
         batch = g.generate([label] * args.count, seed=seed)
         picture, what = im.grid(batch, ncols=min(args.count, 8)), f"{args.count} x {label}"
     elif args.number is not None:
-        batch = g.write_number(g.parse(args.number), seed=seed)
-        picture, what = im.line(batch), f"{'number' if g.is_digits else 'text'} {args.number}"
+        picture, _ = g.write(args.number, seed=seed, **layout(args))
+        what = f"{'number' if g.is_digits else 'text'} {args.number}"
     else:
         batch = g.style_sheet(args.rows, seed=seed)
         picture, what = im.grid(batch, ncols=min(g.num_classes, 10)), f"{args.rows} styles x every class"
@@ -169,10 +192,31 @@ def cmd_generate(args) -> int:
 def cmd_export(args) -> int:
     from .sample import export_dataset
 
+    if args.numbers:
+        return export_numbers(args)
+    if args.format == "png":
+        raise InkdigitsError("--format png is for --numbers; single images go to npz or idx")
+    args.format = args.format or "npz"
     g = _load(args.weights)
     paths = export_dataset(g, args.per_class, args.seed, args.out, args.format)
     print(f"wrote {g.num_classes * args.per_class} labelled images ({args.per_class} per class, seed {args.seed}): "
           + ", ".join(str(p) for p in paths))  # fmt: skip
+    return 0
+
+
+def export_numbers(args) -> int:
+    from . import numbers
+
+    if args.format == "idx":
+        raise InkdigitsError("--numbers writes png (default) or npz, not idx")
+    length = numbers.parse_length(args.length)
+    pattern = numbers.check_pattern(args.pattern) if args.pattern else None
+    options = layout(args)
+    g = _load(args.weights)  # fail on bad weights before starting workers
+    report = numbers.export_numbers(g.path, args.numbers, args.seed, args.out, length, pattern, args.format or "png",
+                                    args.workers, options, progress=sys.stderr.isatty())  # fmt: skip
+    print(f"wrote {report['n']} numbers to {args.out} ({args.format or 'png'} + labels.jsonl) in {report['seconds']:.1f} s: "
+          f"{report['images_per_s']:.0f} images/s on {report['workers']} workers")  # fmt: skip
     return 0
 
 

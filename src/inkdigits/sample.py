@@ -73,6 +73,30 @@ def parse_text(text: str, names: list[str]) -> list[int]:
     return [names.index(t) for t in tokens]
 
 
+MAX_LINE = 32  # characters in one written line, separators included
+
+
+def parse_line(text: str, names: list[str]) -> tuple[str, list[int]]:
+    """(the characters to lay out, the class index of each non-separator) for ``write``. Raises InkdigitsError."""
+    from .compose import SEPARATORS
+
+    line = " ".join(str(text).split())  # runs of whitespace are one space
+    if any(len(n) != 1 for n in names):
+        raise InkdigitsError("this model's class names are longer than one character: write lines with generate")
+    glyphs = [ch for ch in line if ch not in SEPARATORS or ch in names]
+    if not glyphs:
+        raise InkdigitsError("type at least one digit (0-9)" if names == DIGITS else "type at least one class name")
+    bad = sorted({ch for ch in glyphs if ch not in names})
+    if bad:
+        allowed = "digits 0-9" if names == DIGITS else "the classes " + ", ".join(names[:12])
+        raise InkdigitsError(f"{text!r}: only {allowed} and the separators - . / : and space can be written "
+                             f"(found {''.join(bad)!r})")  # fmt: skip
+    if len(glyphs) > MAX_NUMBER_DIGITS or len(line) > MAX_LINE:
+        raise InkdigitsError(f"at most {MAX_NUMBER_DIGITS} {'digits' if names == DIGITS else 'characters'} "
+                             f"and {MAX_LINE} characters in all (got {len(glyphs)} and {len(line)})")  # fmt: skip
+    return line, [names.index(ch) for ch in glyphs]
+
+
 def check_classes(classes, num_classes: int, names: list[str] | None = None) -> np.ndarray:
     """Class indices from indices or names (strings are names, integers are indices)."""
     last = num_classes - 1
@@ -156,6 +180,21 @@ class DigitGenerator:
             if z.shape != (len(y), self.latent_dim):
                 raise InkdigitsError(f"styles must have shape ({len(y)}, {self.latent_dim}), got {tuple(z.shape)}")
         return self._draw(z.contiguous(), torch.from_numpy(y))
+
+    def write(self, text: str, seed: int | None = None, new_hand_per_digit: bool = False, spacing: float = 1.0,
+              height: int | None = None, width: int | None = None):  # fmt: skip
+        """``text`` written as one line by one hand (compose.py): digits (or one-character class names) and the
+        separators ``- . / :`` and space. Returns (image uint8 (H, W), boxes [(x0, y0, x1, y1, char), ...]).
+
+        The same seed gives the same image. ``new_hand_per_digit``: a new style for every glyph (the layout
+        stays one hand's); ``spacing`` scales the gaps; ``height``/``width``: a fixed canvas to fit into."""
+        from .compose import compose
+
+        chars, classes = parse_line(text, self.classes)
+        seed = random_seed() if seed is None else int(seed)
+        styles = self.styles(len(classes) if new_hand_per_digit else 1, seed)
+        glyphs = self.generate(classes, styles=styles if new_hand_per_digit else styles[0]) if classes else []
+        return compose(list(glyphs), chars, np.random.default_rng(seed), spacing=spacing, height=height, width=width)
 
     def write_number(self, digits: Sequence[int], seed: int | None = None, same_style: bool = True) -> np.ndarray:
         """The digits of a number in one hand (or a new hand per digit)."""
