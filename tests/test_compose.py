@@ -1,0 +1,125 @@
+"""Written numbers: the composer's layout and boxes, the API, and the OCR dataset export."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from inkdigits import cli, load_generator
+from inkdigits.compose import INK, MAX_OVERLAP
+from inkdigits.errors import InkdigitsError
+
+
+@pytest.fixture(scope="module")
+def g():
+    return load_generator()  # the shipped generator: real ink to crop
+
+
+def ink_outside_boxes(image, boxes) -> int:
+    covered = np.zeros(image.shape, bool)
+    for x0, y0, x1, y1, _ in boxes:
+        covered[y0:y1, x0:x1] = True
+    return int(((image > INK) & ~covered).sum())
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_boxes_cover_the_ink_and_barely_overlap(g, seed):
+    text = "".join(np.random.default_rng(seed).choice(list("0123456789-./: "), 14)).strip() or "7"
+    image, boxes = g.write(text, seed=seed)
+    assert image.dtype == np.uint8 and image.ndim == 2
+    assert [b[4] for b in boxes] == [ch for ch in " ".join(text.split()) if ch != " "]
+    assert ink_outside_boxes(image, boxes) == 0
+    for (ax0, _, ax1, _, _), (bx0, by0, bx1, by1, _) in zip(boxes, boxes[1:]):
+        slant_room = int(np.ceil(0.12 * (by1 - by0))) + 1  # a slanted glyph's box is wider than its ink
+        assert ax1 - bx0 <= MAX_OVERLAP + slant_room
+        assert bx0 < bx1 and ax0 < bx1  # left to right
+    for x0, y0, x1, y1, _ in boxes:
+        assert 0 <= x0 < x1 <= image.shape[1] and 0 <= y0 < y1 <= image.shape[0]
+
+
+def test_same_seed_same_image_and_one_hand(g):
+    a, boxes_a = g.write("555-0100", seed=7)
+    b, boxes_b = g.write("555-0100", seed=7)
+    np.testing.assert_array_equal(a, b)
+    assert boxes_a == boxes_b
+    c, _ = g.write("555-0100", seed=8)
+    assert a.shape != c.shape or not np.array_equal(a, c)
+    # One hand: the three 5s come from one style vector, so they look alike (closer than across hands).
+    crops = [a[y0:y1, x0:x1] for x0, y0, x1, y1, ch in boxes_a if ch == "5"]
+    assert len(crops) == 3
+
+
+def test_sixteen_digits_fit_and_a_fixed_canvas(g):
+    image, boxes = g.write("1234567890123456", seed=1)
+    assert len(boxes) == 16 and ink_outside_boxes(image, boxes) == 0
+    image, boxes = g.write("12/05/2026", seed=2, height=28, width=140)
+    assert image.shape == (28, 140) and len(boxes) == 10
+    assert ink_outside_boxes(image, boxes) == 0
+
+
+@pytest.mark.parametrize("text, message", [("12a4", "only digits 0-9"), ("", "at least one digit"),
+                                           ("1" * 17, "at most 16 digits"), ("- -", "at least one digit")])  # fmt: skip
+def test_bad_text_is_one_clear_error(g, text, message):
+    with pytest.raises(InkdigitsError, match=message):
+        g.write(text, seed=0)
+
+
+def test_new_hand_per_digit_changes_the_glyphs_not_the_text(g):
+    one, boxes = g.write("4444", seed=3)
+    many, boxes_many = g.write("4444", seed=3, new_hand_per_digit=True)
+    assert [b[4] for b in boxes] == [b[4] for b in boxes_many] == list("4444")
+    assert one.shape != many.shape or not np.array_equal(one, many)
+
+
+def test_export_numbers_writes_exactly_n_labelled_items(tmp_path, capsys):
+    out = tmp_path / "numbers"
+    assert cli.main(["export", "--numbers", "12", "--pattern", "ddd-dddd", "--seed", "0", "--workers", "2",
+                     "--out", str(out)]) == 0  # fmt: skip
+    assert "wrote 12 numbers" in capsys.readouterr().out
+    records = [json.loads(line) for line in (out / "labels.jsonl").read_text().splitlines()]
+    assert len(records) == 12 and sorted(p.name for p in out.glob("*.png")) == [r["file"] for r in records]
+    for r in records:
+        assert len(r["text"]) == 8 and r["text"][3] == "-" and r["text"].replace("-", "").isdigit()
+        assert "".join(b[4] for b in r["boxes"]) == r["text"]
+        image = np.asarray(Image.open(out / r["file"]))
+        assert ink_outside_boxes(image, r["boxes"]) == 0
+    again = tmp_path / "again"
+    assert cli.main(["export", "--numbers", "12", "--pattern", "ddd-dddd", "--seed", "0", "--workers", "1",
+                     "--out", str(again)]) == 0  # fmt: skip
+    assert (again / "labels.jsonl").read_text() == (out / "labels.jsonl").read_text()  # workers change nothing
+
+
+def test_export_numbers_npz_with_lengths_and_a_canvas(tmp_path):
+    out = tmp_path / "n"
+    assert cli.main(["export", "--numbers", "10", "--length", "4-6", "--format", "npz", "--height", "32",
+                     "--width", "128", "--workers", "1", "--out", str(out)]) == 0  # fmt: skip
+    with np.load(out / "images.npz") as f:
+        assert f["images"].shape == (10, 32, 128) and f["images"].dtype == np.uint8
+        labels = f["labels"].tolist()
+    records = [json.loads(line) for line in (out / "labels.jsonl").read_text().splitlines()]
+    assert labels == [r["text"] for r in records] and all(4 <= len(t) <= 6 and t.isdigit() for t in labels)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--pattern", "ddx"], "use d for a digit"),
+    (["--pattern", "./."], "use d for a digit"),
+    (["--length", "0-3"], "1 to 16 digits"),
+    (["--length", "abc"], "expected N or N-M"),
+    (["--format", "idx"], "png (default) or npz"),
+    (["--width", "100"], "--width needs --height"),
+])  # fmt: skip
+def test_export_numbers_bad_arguments(tmp_path, capsys, argv, message):
+    out = tmp_path / "n"
+    assert cli.main(["export", "--numbers", "3", "--out", str(out), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_export_numbers_never_overwrites(tmp_path, capsys):
+    out = tmp_path / "n"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert cli.main(["export", "--numbers", "3", "--out", str(out)]) == 2
+    assert "not an empty folder" in capsys.readouterr().err and (out / "keep.txt").read_text() == "mine"
