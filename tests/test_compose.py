@@ -30,7 +30,7 @@ def test_boxes_cover_the_ink_and_barely_overlap(g, seed):
     assert image.dtype == np.uint8 and image.ndim == 2
     assert [b[4] for b in boxes] == [ch for ch in " ".join(text.split()) if ch != " "]
     assert ink_outside_boxes(image, boxes) == 0
-    for (ax0, _, ax1, _, _), (bx0, by0, bx1, by1, _) in zip(boxes, boxes[1:]):
+    for (ax0, _, ax1, _, _), (bx0, by0, bx1, by1, _) in zip(boxes[:-1], boxes[1:], strict=True):
         slant_room = int(np.ceil(0.12 * (by1 - by0))) + 1  # a slanted glyph's box is wider than its ink
         assert ax1 - bx0 <= MAX_OVERLAP + slant_room
         assert bx0 < bx1 and ax0 < bx1  # left to right
