@@ -69,15 +69,71 @@ def test_unseeded_clicks_draw_new_images(app):
 
 def test_write_a_number(app):
     app.text_input(key="number").set_value("555-0100")
+    app.text_input(key="seed-number").set_value("3")
     app.button(key="go-number").click().run()
     assert not app.exception and not app.error
     res = result(app, "number")
     assert list(res["labels"]) == [5, 5, 5, 0, 1, 0, 0]
-    assert res["picture"].shape == (28, 7 * 24 + 4)
+    assert "".join(b[4] for b in res["boxes"]) == "555-0100"  # the dash is drawn and boxed too
+    assert res["picture"].ndim == 2 and res["png"].startswith(b"\x89PNG")
     assert len(app.image) == 1
+    wider = res["picture"].shape[1]
+    app.slider(key="spacing").set_value(3.0).run()
+    app.button(key="go-number").click().run()
+    assert result(app, "number")["picture"].shape[1] > wider  # the same hand, wider gaps
 
 
-@pytest.mark.parametrize("text, message", [("12a", "only digits"), ("1" * 40, "at most 16 digits"), ("", "at least one")])
+def test_share_link_reproduces_the_result(measured_weights, monkeypatch):
+    monkeypatch.setenv("INKDIGITS_WEIGHTS", str(measured_weights))
+    first = AppTest.from_file(APP, default_timeout=60).run()
+    first.selectbox(key="digit").set_value(4)
+    first.number_input(key="count").set_value(6)
+    first.button(key="go-digit").click().run()  # no seed typed: a random one, which the link records
+    link = first.query_params
+    assert link["tab"] == "digit" and link["digit"] == "4" and link["count"] == "6"
+    assert link["seed-digit"].isdigit()
+
+    opened = AppTest.from_file(APP, default_timeout=60)
+    opened.query_params.update(dict(link))
+    opened.run()
+    assert not opened.exception
+    assert opened.selectbox(key="digit").value == 4 and opened.text_input(key="seed-digit").value == link["seed-digit"]
+    np.testing.assert_array_equal(result(opened, "digit")["images"], result(first, "digit")["images"])
+
+
+def test_share_link_for_a_written_number(measured_weights, monkeypatch):
+    monkeypatch.setenv("INKDIGITS_WEIGHTS", str(measured_weights))
+    first = AppTest.from_file(APP, default_timeout=60).run()
+    first.text_input(key="number").set_value("12/05")
+    first.slider(key="spacing").set_value(1.5)
+    first.button(key="go-number").click().run()
+    opened = AppTest.from_file(APP, default_timeout=60)
+    opened.query_params.update(dict(first.query_params))
+    opened.run()
+    assert opened.text_input(key="number").value == "12/05" and opened.slider(key="spacing").value == 1.5
+    np.testing.assert_array_equal(result(opened, "number")["picture"], result(first, "number")["picture"])
+
+
+def test_a_damaged_link_is_ignored(app_with_link):
+    at = app_with_link({"tab": "digit", "digit": "99", "count": "many", "seed-digit": "x"})
+    assert not at.exception
+    assert at.selectbox(key="digit").value == 7  # the default: this model has no class 99
+    assert any("seed must be a whole number" in e.value for e in at.error)
+
+
+@pytest.fixture
+def app_with_link(measured_weights, monkeypatch):
+    monkeypatch.setenv("INKDIGITS_WEIGHTS", str(measured_weights))
+
+    def open_with(params):
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.query_params.update(params)
+        return at.run()
+
+    return open_with
+
+
+@pytest.mark.parametrize("text, message", [("12a", "only digits"), ("1" * 17, "at most 16 digits"), ("", "at least one")])
 def test_bad_number_gets_an_inline_message(app, text, message):
     app.text_input(key="number").set_value(text)
     app.button(key="go-number").click().run()

@@ -22,6 +22,21 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--
 pytestmark = pytest.mark.browser
 
 
+def image_hashes(page, images, base: str) -> list[str]:
+    """SHA-256 of each shown image's bytes, fetched from the server the page got them from."""
+    import hashlib
+
+    for i in range(images.count()):
+        expect_loaded = images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
+        assert expect_loaded
+    sources = [images.nth(i).get_attribute("src") for i in range(images.count())]
+    hashes = []
+    for src in sources:
+        with urllib.request.urlopen(src if src.startswith("http") else base + src, timeout=10) as r:
+            hashes.append(hashlib.sha256(r.read()).hexdigest())
+    return hashes
+
+
 @pytest.fixture
 def server(tmp_path):
     if not Path(CHROMIUM).exists():
@@ -80,6 +95,16 @@ def test_pick_a_digit_and_generate_in_chromium(server):
         if os.environ.get("INKDIGITS_SCREENSHOT"):
             page.wait_for_timeout(500)
             page.screenshot(path=str(ROOT / "docs" / "app.png"), full_page=True)
+        first = image_hashes(page, images, url)
+        link = page.url
+        assert "tab=digit" in link and "digit=3" in link and "seed-digit=" in link
+
+        # The share link, opened in a fresh browser context (no shared session): the same images come back.
+        other = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        other.goto(link, timeout=120_000)
+        again = other.locator('[data-testid="stImage"] img')
+        expect(again).to_have_count(5, timeout=60_000)
+        assert image_hashes(other, again, url) == first
         browser.close()
     text = log.read_text()
     assert "Traceback" not in text and "torch.classes" not in text, text

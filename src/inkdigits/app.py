@@ -1,7 +1,9 @@
 """inkdigits web app: ``inkdigits app`` (any install) or ``streamlit run app.py`` (a checkout, Streamlit Cloud).
 
 Only the sampling API is imported (no training code, no dataset). The model loads once per server; each
-user's results live in their own st.session_state, so they survive reruns when another widget changes.
+user's results live in their own st.session_state, so they survive reruns when another widget changes. Each
+tab is a fragment (a click reruns only that tab), and every result puts its inputs and the seed it used into
+the page's address: opening that address pre-fills the tab and draws the same images again.
 """
 
 from __future__ import annotations
@@ -14,13 +16,9 @@ import torch
 
 from inkdigits import images as im
 from inkdigits.errors import InkdigitsError
+from inkdigits.numbers import numbers_npz_bytes
 from inkdigits.resources import default_weights
-from inkdigits.sample import (
-    MAX_NUMBER_DIGITS,
-    dataset_npz_bytes,
-    load_generator,
-    random_seed,
-)
+from inkdigits.sample import MAX_NUMBER_DIGITS, dataset_npz_bytes, load_generator, random_seed
 from inkdigits.weights import read_metrics
 
 # Streamlit's file watcher walks every module's __path__; torch.classes answers with an error. It has none.
@@ -30,16 +28,19 @@ SCALE = 5  # 28 px -> 140 px, nearest neighbour so strokes stay crisp
 MAX_COUNT = 64
 FIX_COMMAND = ("git checkout models/ or reinstall inkdigits (or train your own: inkdigits train --out runs/mine, "
                "then set INKDIGITS_WEIGHTS)")
+# The widgets of each tab whose values a share link carries, with how to read them back from the address.
+LINK = {
+    "digit": {"digit": int, "count": int, "seed-digit": str},
+    "number": {"number": str, "number-hands": str, "spacing": float, "seed-number": str},
+    "styles": {"rows": int, "seed-styles": str},
+    "morph": {"morph-a": int, "morph-b": int, "frames": int, "morph-same": lambda v: v == "true", "seed-morph": str},
+}
 
 
 @st.cache_resource(show_spinner="Loading the generator ...")
 def get_generator(path: str):
     torch.set_num_threads(1)  # many users share the CPU; one thread each answers a click in milliseconds
     return load_generator(path)
-
-
-def big(image: np.ndarray, scale: int = SCALE) -> np.ndarray:
-    return im.upscale(image, scale)
 
 
 def parse_seed(text: str) -> int:
@@ -52,17 +53,26 @@ def parse_seed(text: str) -> int:
     return int(text)
 
 
+def noun(g) -> str:
+    return "Digit" if g.is_digits else "Class"
+
+
+def tab_labels(g) -> dict[str, str]:
+    n = noun(g).lower()
+    return {"digit": noun(g), "number": "Write a number" if g.is_digits else "Write",
+            "styles": f"Same hand, every {n}", "morph": "Morph"}  # fmt: skip
+
+
 def sidebar(g) -> None:
     st.sidebar.title("inkdigits")
     if g.is_digits:
         trained_on = "MNIST's 60,000 handwritten digits. You pick the digit"
     else:
         source = (g.info.get("data") or {}).get("source", "your images")
-        trained_on = f"`{source}` ({g.num_classes} classes: {', '.join(g.classes[:10])}{', ...' if g.num_classes > 10 else ''}). You pick the class"
-    st.sidebar.markdown(
-        f"A **conditional GAN** trained on {trained_on}; a random *style* vector picks the handwriting. "
-        "The same seed always gives the same images."
-    )
+        shown = ", ".join(g.classes[:10]) + (", ..." if g.num_classes > 10 else "")
+        trained_on = f"`{source}` ({g.num_classes} classes: {shown}). You pick the class"
+    st.sidebar.markdown(f"A **conditional GAN** trained on {trained_on}; a random *style* vector picks the "
+                        "handwriting. The same seed always gives the same images.")  # fmt: skip
     n_params = sum(p.numel() for p in g.net.parameters())
     loss = (g.info.get("train") or {}).get("loss", "hinge")
     st.sidebar.markdown(
@@ -81,14 +91,66 @@ def sidebar(g) -> None:
         if "fid_ratio" in metrics:
             rows.append(("FID / real data", f"{metrics['fid_ratio']:.1f}x"))
         rows.append(("diversity (real = 1)", f"{metrics['diversity']:.3f}"))
+        for name in ("precision", "recall"):
+            if name in metrics:
+                real = metrics.get("reference", {}).get(name)
+                rows.append((name + " (real)", f"{metrics[name]:.3f}" + (f" ({real:.3f})" if real else "")))
         if "cas" in metrics:
             rows.append(("train on synthetic, test on real", f"{metrics['cas']:.2%}"))
         st.sidebar.table({"metric": [r[0] for r in rows], "value": [r[1] for r in rows]})
     st.sidebar.caption(f"Weights: `{g.path.name if g.path else '?'}` · see models/MODEL_CARD.md")
 
 
-def show_result(key: str, g) -> None:
-    """Draw the stored result of one tab (if any): title, images, downloads."""
+# --------------------------------------------------------------------------- share links
+
+
+def apply_link() -> str | None:
+    """Once per session: pre-fill the linked tab's widgets from the address; returns that tab's key."""
+    if st.session_state.get("link-read"):
+        return st.session_state.get("link-tab")
+    st.session_state["link-read"] = True
+    params = st.query_params.to_dict()
+    tab = params.get("tab")
+    if tab not in LINK:
+        return None
+    for key, read in LINK[tab].items():
+        if key in params:
+            try:
+                st.session_state[key] = read(params[key])
+            except ValueError:
+                pass  # a damaged link: that widget keeps its default
+    st.session_state["link-tab"] = st.session_state["autorun"] = tab
+    return tab
+
+
+def write_link(tab: str, seed: int) -> None:
+    """Put this result's inputs and the seed it used into the address."""
+    values = {key: st.session_state.get(key) for key in LINK[tab]}
+    values[f"seed-{tab}"] = seed
+    st.query_params.from_dict({"tab": tab, **{k: str(v).lower() if isinstance(v, bool) else str(v)
+                                              for k, v in values.items() if v is not None}})  # fmt: skip
+
+
+def clicked(label: str, tab: str, where=st) -> bool:
+    """The tab's button was clicked, or the page was opened with a link to this tab."""
+    pressed = where.button(label, type="primary", key=f"go-{tab}")
+    if st.session_state.get("autorun") == tab:
+        del st.session_state["autorun"]
+        return True
+    return pressed
+
+
+# --------------------------------------------------------------------------- results
+
+
+def store(key: str, seed: int, picture: np.ndarray, npz: bytes, **result) -> None:
+    """Keep a result with its download bytes (computed once, here) and share its inputs in the address."""
+    result.update(picture=picture, png=im.png_bytes(picture, scale=4), npz=npz)
+    st.session_state.setdefault("results", {})[key] = result
+    write_link(key, seed)
+
+
+def show_result(key: str) -> None:
     res = st.session_state.get("results", {}).get(key)
     if not res:
         return
@@ -98,18 +160,15 @@ def show_result(key: str, g) -> None:
         for start in range(0, len(res["images"]), per_row):
             cols = st.columns(per_row)
             for col, i in zip(cols, range(start, min(start + per_row, len(res["images"]))), strict=False):
-                col.image(big(res["images"][i]), caption=res["captions"][i], output_format="PNG")
+                col.image(im.upscale(res["images"][i], SCALE), caption=res["captions"][i], output_format="PNG")
     else:
-        st.image(big(res["picture"], res.get("scale", SCALE)), caption=res["caption"], output_format="PNG")
+        st.image(im.upscale(res["picture"], res.get("scale", SCALE)), caption=res["caption"], output_format="PNG")
     c1, c2 = st.columns(2)
-    c1.download_button("Download PNG", im.png_bytes(res["picture"], scale=4), file_name=f"{res['file']}.png",
-                       mime="image/png", key=f"png-{key}")  # fmt: skip
-    c2.download_button("Download batch (.npz)", dataset_npz_bytes(res["images"], res["labels"], g.classes), file_name=f"{res['file']}.npz",
-                       mime="application/octet-stream", key=f"npz-{key}")  # fmt: skip
-
-
-def store(key: str, **result) -> None:
-    st.session_state.setdefault("results", {})[key] = result
+    c1.download_button("Download PNG", res["png"], file_name=f"{res['file']}.png", mime="image/png",
+                       key=f"png-{key}", on_click="ignore")  # fmt: skip
+    c2.download_button("Download batch (.npz)", res["npz"], file_name=f"{res['file']}.npz",
+                       mime="application/octet-stream", key=f"npz-{key}", on_click="ignore")  # fmt: skip
+    st.caption("Share: this page's address now reproduces this result.")
 
 
 def checked(*parsers):
@@ -132,79 +191,90 @@ def seed_box(key: str) -> str:
                          help="The same seed always gives the same images.")  # fmt: skip
 
 
-def noun(g) -> str:
-    return "Digit" if g.is_digits else "Class"
-
-
 def class_picker(g, where, label: str, index: int, key: str) -> int:
     """A select box of the model's classes by name; returns the class index."""
+    if key in st.session_state and not 0 <= st.session_state[key] < g.num_classes:
+        del st.session_state[key]  # a link to a class this model does not have
     return where.selectbox(label, list(range(g.num_classes)), index=min(index, g.num_classes - 1), key=key,
                            format_func=lambda i: g.classes[i])  # fmt: skip
 
 
+# --------------------------------------------------------------------------- tabs
+
+
+@st.fragment
 def tab_digit(g) -> None:
     c1, c2, c3 = st.columns([1, 1, 1])
     digit = class_picker(g, c1, noun(g), 7, "digit")
     count = c2.number_input("How many", value=5, step=1, key="count", help=f"1 to {MAX_COUNT}")
     seed_text = seed_box("digit")
-    if c3.button("Generate", type="primary", key="go-digit") and (ok := checked(lambda: check_count(count),
-                                                                             lambda: parse_seed(seed_text))):
+    if clicked("Generate", "digit", c3) and (ok := checked(lambda: check_count(count), lambda: parse_seed(seed_text))):
         n, seed = ok
         batch = g.generate([digit] * n, seed=seed)
         name = g.classes[digit]
-        store("digit", layout="cells", images=batch, labels=[digit] * n, title=f"{noun(g)} {name} · seed {seed}",
-              captions=[f"{name} · #{i + 1}" for i in range(n)], picture=im.grid(batch, ncols=min(n, 8)),
-              file=f"{noun(g).lower()}{digit}-seed{seed}")  # fmt: skip
-    show_result("digit", g)
+        store("digit", seed, im.grid(batch, ncols=min(n, 8)), dataset_npz_bytes(batch, [digit] * n, g.classes),
+              layout="cells", images=batch, labels=[digit] * n, title=f"{noun(g)} {name} · seed {seed}",
+              captions=[f"{name} · #{i + 1}" for i in range(n)], file=f"{noun(g).lower()}{digit}-seed{seed}")  # fmt: skip
+    show_result("digit")
 
 
+@st.fragment
 def tab_number(g) -> None:
-    c1, c2 = st.columns([2, 1])
+    c1, c2, c3 = st.columns([2, 1, 1])
     what, example = ("Number", "2026") if g.is_digits else ("Text", "".join(g.classes[:4]))
-    text = c1.text_input(f"{what} (up to {MAX_NUMBER_DIGITS} {noun(g).lower()} names)", value=example, key="number")
-    style = c2.radio("Handwriting", ["One hand", f"New hand per {noun(g).lower()}"], key="number-style",
-                     horizontal=True)  # fmt: skip
+    text = c1.text_input(f"{what} (up to {MAX_NUMBER_DIGITS} {noun(g).lower()}s; - . / : and space too)",
+                         value=example, key="number")  # fmt: skip
+    hands = c2.radio("Handwriting", ["One hand", f"New hand per {noun(g).lower()}"], key="number-hands")
+    spacing = c3.slider("Spacing", 0.0, 3.0, 1.0, 0.25, key="spacing", help="1: the hand's own gaps; each step adds 4 px")
     seed_text = seed_box("number")
-    if st.button("Write it", type="primary", key="go-number") and (ok := checked(lambda: g.parse(text),
-                                                                            lambda: parse_seed(seed_text))):
-        digits, seed = ok
-        batch = g.write_number(digits, seed=seed, same_style=style == "One hand")
-        shown = ("" if all(len(c) == 1 for c in g.classes) else " ").join(g.classes[d] for d in digits)
-        store("number", layout="picture", images=batch, labels=digits, picture=im.line(batch),
-              title=f"{what} {shown} · seed {seed}", caption=f"{shown} ({style.lower()})",
-              file=f"{what.lower()}-seed{seed}")  # fmt: skip
-    show_result("number", g)
+    if clicked("Write it", "number") and (ok := checked(lambda: parse_seed(seed_text))):
+        (seed,) = ok
+        try:
+            line, boxes = g.write(text, seed=seed, new_hand_per_digit=hands != "One hand", spacing=spacing)
+        except InkdigitsError as e:
+            st.error(str(e))
+            return
+        shown = " ".join(text.split())
+        store("number", seed, line, numbers_npz_bytes([line], [shown]), layout="picture", boxes=boxes,
+              labels=[g.classes.index(b[4]) for b in boxes if b[4] in g.classes], title=f"{what} {shown} · seed {seed}",
+              caption=f"{shown} ({hands.lower()})", file=f"{what.lower()}-seed{seed}", scale=4)  # fmt: skip
+    show_result("number")
 
 
+@st.fragment
 def tab_styles(g) -> None:
     rows = st.slider("Writers (rows)", 1, 8, 3, key="rows")
     seed_text = seed_box("styles")
     every = "digits 0-9" if g.is_digits else "every class"
-    if st.button(f"Draw {'0-9' if g.is_digits else 'every class'} in each hand", type="primary", key="go-styles") and (ok := checked(lambda: parse_seed(seed_text))):
+    if clicked(f"Draw {'0-9' if g.is_digits else 'every class'} in each hand", "styles") and (
+        ok := checked(lambda: parse_seed(seed_text))
+    ):
         (seed,) = ok
         batch = g.style_sheet(rows, seed=seed)
-        store("styles", layout="picture", images=batch, labels=list(range(g.num_classes)) * rows,
-              picture=im.grid(batch, ncols=min(g.num_classes, 10)), title=f"{rows} hands × {every} · seed {seed}",
+        labels = list(range(g.num_classes)) * rows
+        store("styles", seed, im.grid(batch, ncols=min(g.num_classes, 10)), dataset_npz_bytes(batch, labels, g.classes),
+              layout="picture", images=batch, labels=labels, title=f"{rows} hands × {every} · seed {seed}",
               caption=f"each row: one style written as every {noun(g).lower()}", file=f"hands{rows}-seed{seed}", scale=3)  # fmt: skip
-    show_result("styles", g)
+    show_result("styles")
 
 
+@st.fragment
 def tab_morph(g) -> None:
     c1, c2, c3 = st.columns(3)
     a = class_picker(g, c1, f"From {noun(g).lower()}", 1, "morph-a")
     b = class_picker(g, c2, f"To {noun(g).lower()}", 7, "morph-b")
     frames = c3.slider("Frames", 2, 16, 8, key="frames")
-    same = st.checkbox("Keep one handwriting style (morph only the digit)", key="morph-same")
+    same = st.checkbox(f"Keep one handwriting style (morph only the {noun(g).lower()})", key="morph-same")
     seed_text = seed_box("morph")
-    if st.button("Morph", type="primary", key="go-morph") and (ok := checked(lambda: parse_seed(seed_text))):
+    if clicked("Morph", "morph") and (ok := checked(lambda: parse_seed(seed_text))):
         (seed,) = ok
         batch = g.morph(a, b, frames=frames, seed=seed, same_style=same)
         labels = [a if t < 0.5 else b for t in np.linspace(0, 1, len(batch))]
-        store("morph", layout="picture", images=batch, labels=labels, picture=im.grid(batch, ncols=len(batch)),
+        store("morph", seed, im.grid(batch, ncols=len(batch)), dataset_npz_bytes(batch, labels, g.classes),
+              layout="picture", images=batch, labels=labels,
               title=f"Morph {g.classes[a]} → {g.classes[b]} · {frames} frames · seed {seed}",
-              caption=f"style and {noun(g).lower()} interpolated",
-              file=f"morph{a}to{b}-seed{seed}")  # fmt: skip
-    show_result("morph", g)
+              caption=f"style and {noun(g).lower()} interpolated", file=f"morph{a}to{b}-seed{seed}")  # fmt: skip
+    show_result("morph")
 
 
 def main() -> None:
@@ -220,8 +290,9 @@ def main() -> None:
     things = "digits" if g.is_digits else "images of your classes"
     st.caption(f"Handwritten {things} drawn by a conditional GAN, on your CPU, in milliseconds.")
     sidebar(g)
-    n = noun(g).lower()
-    tabs = st.tabs([noun(g), "Write a number" if g.is_digits else "Write", f"Same hand, every {n}", "Morph"])
+    linked = apply_link()
+    labels = tab_labels(g)
+    tabs = st.tabs(list(labels.values()), default=labels[linked] if linked else None)
     for tab, draw in zip(tabs, [tab_digit, tab_number, tab_styles, tab_morph], strict=True):
         with tab:
             draw(g)

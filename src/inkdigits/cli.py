@@ -106,7 +106,7 @@ def build_parser() -> Parser:
 def add_layout_flags(parser) -> None:
     """How a line is laid out (compose.py), for generate --number and export --numbers."""
     parser.add_argument("--new-hand-per-digit", action="store_true", help="a new style for every digit")
-    parser.add_argument("--spacing", type=float_range(0.0, 5.0), default=1.0, help="scale the gaps (default 1)")
+    parser.add_argument("--spacing", type=float_range(0.0, 5.0), default=1.0, help="gaps: 1 is the hand's own, each step adds 4 px (default 1)")
     parser.add_argument("--height", type=int_range(8, 512), help="a fixed canvas height (the line is fitted)")
     parser.add_argument("--width", type=int_range(8, 4096), help="a fixed canvas width (with --height)")
 

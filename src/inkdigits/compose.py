@@ -32,7 +32,8 @@ class Hand:
 
     @classmethod
     def draw(cls, rng: np.random.Generator, spacing: float = 1.0) -> Hand:
-        return cls(height=rng.uniform(17, 22), gap=spacing * rng.uniform(-1.0, 3.0), slant=rng.uniform(-0.12, 0.12),
+        # spacing 1 is the hand's own gap; each step of 1 adds (or removes) 4 px, overlaps still bounded
+        return cls(height=rng.uniform(17, 22), gap=rng.uniform(-1.0, 3.0) + 4 * (spacing - 1), slant=rng.uniform(-0.12, 0.12),
                    wobble=rng.uniform(0.3, 1.2), stroke=rng.uniform(1.8, 2.8))  # fmt: skip
 
 

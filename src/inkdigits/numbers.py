@@ -129,6 +129,12 @@ def export_numbers(weights, n: int, seed: int, out: Path, length=(4, 10), patter
 
 
 def write_npz(path: Path, images: list[np.ndarray], labels: list[str]) -> None:
+    path.write_bytes(numbers_npz_bytes(images, labels))
+
+
+def numbers_npz_bytes(images: list[np.ndarray], labels: list[str]) -> bytes:
+    """Written lines as ``.npz`` bytes: ``images`` (N, H, W) uint8 zero-padded at the right and bottom,
+    ``heights`` and ``widths`` (N,) of each line, ``labels`` (N,) the texts (a plain unicode array)."""
     heights = np.array([im.shape[0] for im in images])
     widths = np.array([im.shape[1] for im in images])
     padded = np.zeros((len(images), heights.max(), widths.max()), np.uint8)
@@ -136,4 +142,4 @@ def write_npz(path: Path, images: list[np.ndarray], labels: list[str]) -> None:
         padded[k, : im.shape[0], : im.shape[1]] = im
     buf = io.BytesIO()
     np.savez_compressed(buf, images=padded, heights=heights, widths=widths, labels=np.array(labels, dtype=str))
-    path.write_bytes(buf.getvalue())
+    return buf.getvalue()
