@@ -39,7 +39,12 @@ def test_generate_is_reproducible(weights, tmp_path):
 
 def test_generate_number_and_style_sheet(weights, tmp_path):
     assert run("generate", "--number", 2026, "--seed", 0, "--weights", weights, "--out", tmp_path / "y.png") == 0
-    assert Image.open(tmp_path / "y.png").size == ((3 * 24 + 28) * 4, 28 * 4)
+    g = load_generator(weights)
+    line, _ = g.write("2026", seed=0)  # the CLI writes what the API composes, scaled
+    assert Image.open(tmp_path / "y.png").size == (line.shape[1] * 4, line.shape[0] * 4)
+    assert run("generate", "--number", "12/05", "--seed", 0, "--height", "32", "--width", "128", "--scale", 1,
+               "--weights", weights, "--out", tmp_path / "c.png") == 0  # fmt: skip
+    assert Image.open(tmp_path / "c.png").size == (128, 32)
     assert run("generate", "--style-sheet", "--rows", 3, "--weights", weights, "--out", tmp_path / "h.png") == 0
     assert Image.open(tmp_path / "h.png").size == ((10 * 30 + 2) * 4, (3 * 30 + 2) * 4)
 
@@ -97,3 +102,15 @@ def test_bad_arguments_exit_2_with_one_line(weights, tmp_path, monkeypatch, caps
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not list(tmp_path.glob("x.*")) and not list(tmp_path.glob("s.*"))
+
+
+def test_neatness_shrinks_the_styles(weights, tmp_path):
+    g = load_generator(weights)
+    full = g.styles(50, seed=1)
+    np.testing.assert_allclose(g.styles(50, seed=1, neatness=0.5), full * 0.5)
+    typical = g.generate([3] * 4, seed=1, neatness=1.0)
+    assert all(np.array_equal(typical[0], im) for im in typical)  # one hand: the mean style
+    with pytest.raises(Exception, match="neatness must be between 0 and 1"):
+        g.generate([3], seed=1, neatness=1.5)
+    assert run("generate", "--digit", 3, "--neatness", "0.75", "--weights", weights, "--out", tmp_path / "n.png") == 0
+    assert run("generate", "--digit", 3, "--neatness", "2", "--weights", weights, "--out", tmp_path / "m.png") == 2

@@ -35,6 +35,8 @@ LINK = {
     "styles": {"rows": int, "seed-styles": str},
     "morph": {"morph-a": int, "morph-b": int, "frames": int, "morph-same": lambda v: v == "true", "seed-morph": str},
 }
+for _keys in LINK.values():
+    _keys["neatness"] = float  # the sidebar's slider shapes every tab
 
 
 @st.cache_resource(show_spinner="Loading the generator ...")
@@ -98,6 +100,9 @@ def sidebar(g) -> None:
         if "cas" in metrics:
             rows.append(("train on synthetic, test on real", f"{metrics['cas']:.2%}"))
         st.sidebar.table({"metric": [r[0] for r in rows], "value": [r[1] for r in rows]})
+    st.sidebar.slider("Neatness", 0.0, 1.0, 0.0, 0.05, key="neatness",
+                      help="0: the full variety of hands the model learned; 1: the most typical hand. "
+                           "Neater is more legible and less varied (models/MODEL_CARD.md measures it).")  # fmt: skip
     st.sidebar.caption(f"Weights: `{g.path.name if g.path else '?'}` · see models/MODEL_CARD.md")
 
 
@@ -171,6 +176,10 @@ def show_result(key: str) -> None:
     st.caption("Share: this page's address now reproduces this result.")
 
 
+def neatness() -> float:
+    return float(st.session_state.get("neatness", 0.0))
+
+
 def checked(*parsers):
     """Run the input parsers; the first bad input is shown inline (not raised) and gives None."""
     try:
@@ -210,7 +219,7 @@ def tab_digit(g) -> None:
     seed_text = seed_box("digit")
     if clicked("Generate", "digit", c3) and (ok := checked(lambda: check_count(count), lambda: parse_seed(seed_text))):
         n, seed = ok
-        batch = g.generate([digit] * n, seed=seed)
+        batch = g.generate([digit] * n, seed=seed, neatness=neatness())
         name = g.classes[digit]
         store("digit", seed, im.grid(batch, ncols=min(n, 8)), dataset_npz_bytes(batch, [digit] * n, g.classes),
               layout="cells", images=batch, labels=[digit] * n, title=f"{noun(g)} {name} · seed {seed}",
@@ -230,7 +239,8 @@ def tab_number(g) -> None:
     if clicked("Write it", "number") and (ok := checked(lambda: parse_seed(seed_text))):
         (seed,) = ok
         try:
-            line, boxes = g.write(text, seed=seed, new_hand_per_digit=hands != "One hand", spacing=spacing)
+            line, boxes = g.write(text, seed=seed, new_hand_per_digit=hands != "One hand", spacing=spacing,
+                                  neatness=neatness())  # fmt: skip
         except InkdigitsError as e:
             st.error(str(e))
             return
@@ -250,7 +260,7 @@ def tab_styles(g) -> None:
         ok := checked(lambda: parse_seed(seed_text))
     ):
         (seed,) = ok
-        batch = g.style_sheet(rows, seed=seed)
+        batch = g.style_sheet(rows, seed=seed, neatness=neatness())
         labels = list(range(g.num_classes)) * rows
         store("styles", seed, im.grid(batch, ncols=min(g.num_classes, 10)), dataset_npz_bytes(batch, labels, g.classes),
               layout="picture", images=batch, labels=labels, title=f"{rows} hands × {every} · seed {seed}",
@@ -268,7 +278,7 @@ def tab_morph(g) -> None:
     seed_text = seed_box("morph")
     if clicked("Morph", "morph") and (ok := checked(lambda: parse_seed(seed_text))):
         (seed,) = ok
-        batch = g.morph(a, b, frames=frames, seed=seed, same_style=same)
+        batch = g.morph(a, b, frames=frames, seed=seed, same_style=same, neatness=neatness())
         labels = [a if t < 0.5 else b for t in np.linspace(0, 1, len(batch))]
         store("morph", seed, im.grid(batch, ncols=len(batch)), dataset_npz_bytes(batch, labels, g.classes),
               layout="picture", images=batch, labels=labels,
@@ -289,8 +299,8 @@ def main() -> None:
         st.stop()
     things = "digits" if g.is_digits else "images of your classes"
     st.caption(f"Handwritten {things} drawn by a conditional GAN, on your CPU, in milliseconds.")
+    linked = apply_link()  # before any widget exists: it pre-fills them
     sidebar(g)
-    linked = apply_link()
     labels = tab_labels(g)
     tabs = st.tabs(list(labels.values()), default=labels[linked] if linked else None)
     for tab, draw in zip(tabs, [tab_digit, tab_number, tab_styles, tab_morph], strict=True):

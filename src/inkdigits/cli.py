@@ -106,6 +106,8 @@ def build_parser() -> Parser:
 def add_layout_flags(parser) -> None:
     """How a line is laid out (compose.py), for generate --number and export --numbers."""
     parser.add_argument("--new-hand-per-digit", action="store_true", help="a new style for every digit")
+    parser.add_argument("--neatness", type=float_range(0.0, 1.0), default=0.0,
+                        help="0 (default): the full variety of hands; 1: the most typical one")
     parser.add_argument("--spacing", type=float_range(0.0, 5.0), default=1.0, help="gaps: 1 is the hand's own, each step adds 4 px (default 1)")
     parser.add_argument("--height", type=int_range(8, 512), help="a fixed canvas height (the line is fitted)")
     parser.add_argument("--width", type=int_range(8, 4096), help="a fixed canvas width (with --height)")
@@ -115,7 +117,7 @@ def layout(args) -> dict:
     if args.width and not args.height:
         raise InkdigitsError("--width needs --height (a fixed canvas has both)")
     return {"new_hand_per_digit": args.new_hand_per_digit, "spacing": args.spacing, "height": args.height,
-            "width": args.width}  # fmt: skip
+            "width": args.width, "neatness": args.neatness}  # fmt: skip
 
 
 def _version() -> str:
@@ -176,13 +178,13 @@ def cmd_generate(args) -> int:
         if args.digit is not None and not g.is_digits:
             raise InkdigitsError(f"this model draws {', '.join(g.classes[:8])}...: pick one with --label, not --digit")
         label = str(args.digit) if args.digit is not None else args.label
-        batch = g.generate([label] * args.count, seed=seed)
+        batch = g.generate([label] * args.count, seed=seed, neatness=args.neatness)
         picture, what = im.grid(batch, ncols=min(args.count, 8)), f"{args.count} x {label}"
     elif args.number is not None:
         picture, _ = g.write(args.number, seed=seed, **layout(args))
         what = f"{'number' if g.is_digits else 'text'} {args.number}"
     else:
-        batch = g.style_sheet(args.rows, seed=seed)
+        batch = g.style_sheet(args.rows, seed=seed, neatness=args.neatness)
         picture, what = im.grid(batch, ncols=min(g.num_classes, 10)), f"{args.rows} styles x every class"
     im.save_png(picture, args.out, scale=args.scale)
     print(f"wrote {args.out} ({what}, seed {seed})")
@@ -198,7 +200,7 @@ def cmd_export(args) -> int:
         raise InkdigitsError("--format png is for --numbers; single images go to npz or idx")
     args.format = args.format or "npz"
     g = _load(args.weights)
-    paths = export_dataset(g, args.per_class, args.seed, args.out, args.format)
+    paths = export_dataset(g, args.per_class, args.seed, args.out, args.format, args.neatness)
     print(f"wrote {g.num_classes * args.per_class} labelled images ({args.per_class} per class, seed {args.seed}): "
           + ", ".join(str(p) for p in paths))  # fmt: skip
     return 0

@@ -153,10 +153,15 @@ class DigitGenerator:
         """The classes to write for ``text`` (see parse_text)."""
         return parse_text(text, self.classes)
 
-    def styles(self, n: int, seed: int | None = None) -> np.ndarray:
-        """``n`` handwriting styles (latent vectors), reproducible from ``seed``."""
+    def styles(self, n: int, seed: int | None = None, neatness: float = 0.0) -> np.ndarray:
+        """``n`` handwriting styles (latent vectors), reproducible from ``seed``.
+
+        ``neatness`` in [0, 1] shrinks them toward the mean style (the truncation trick): 0 is the full variety
+        the model learned, 1 the single most typical hand; benchmarks/neatness.py measures the trade."""
+        if not 0.0 <= neatness <= 1.0:
+            raise InkdigitsError(f"neatness must be between 0 and 1, got {neatness}")
         gen = torch.Generator().manual_seed(random_seed() if seed is None else int(seed))
-        return torch.randn(n, self.latent_dim, generator=gen).numpy()
+        return (torch.randn(n, self.latent_dim, generator=gen) * (1.0 - neatness)).numpy()
 
     @torch.inference_mode()
     def _draw(self, z: torch.Tensor, y: torch.Tensor) -> np.ndarray:
@@ -164,15 +169,17 @@ class DigitGenerator:
         size = self.config.image_size
         return torch.cat(out).numpy() if out else np.zeros((0, size, size), np.uint8)
 
-    def generate(self, digits: Sequence[int | str], seed: int | None = None, styles=None) -> np.ndarray:
+    def generate(self, digits: Sequence[int | str], seed: int | None = None, styles=None,
+                 neatness: float = 0.0) -> np.ndarray:  # fmt: skip
         """Draw each class in ``digits`` (indices, or names such as "A"); returns uint8 (N, S, S), white on black.
 
         ``styles``: optional latent vectors, (N, latent_dim) or one (latent_dim,) for all; otherwise drawn
-        from ``seed`` (a fresh random seed when None). The same seed gives the same images.
+        from ``seed`` (a fresh random seed when None) with ``neatness`` (see styles). The same seed gives the
+        same images.
         """
         y = self._check(digits)
         if styles is None:
-            z = torch.from_numpy(self.styles(len(y), seed))
+            z = torch.from_numpy(self.styles(len(y), seed, neatness))
         else:
             z = torch.as_tensor(np.asarray(styles, dtype=np.float32))
             if z.ndim == 1:
@@ -182,7 +189,7 @@ class DigitGenerator:
         return self._draw(z.contiguous(), torch.from_numpy(y))
 
     def write(self, text: str, seed: int | None = None, new_hand_per_digit: bool = False, spacing: float = 1.0,
-              height: int | None = None, width: int | None = None):  # fmt: skip
+              height: int | None = None, width: int | None = None, neatness: float = 0.0):  # fmt: skip
         """``text`` written as one line by one hand (compose.py): digits (or one-character class names) and the
         separators ``- . / :`` and space. Returns (image uint8 (H, W), boxes [(x0, y0, x1, y1, char), ...]).
 
@@ -192,27 +199,21 @@ class DigitGenerator:
 
         chars, classes = parse_line(text, self.classes)
         seed = random_seed() if seed is None else int(seed)
-        styles = self.styles(len(classes) if new_hand_per_digit else 1, seed)
+        styles = self.styles(len(classes) if new_hand_per_digit else 1, seed, neatness)
         glyphs = self.generate(classes, styles=styles if new_hand_per_digit else styles[0]) if classes else []
         return compose(list(glyphs), chars, np.random.default_rng(seed), spacing=spacing, height=height, width=width)
 
-    def write_number(self, digits: Sequence[int], seed: int | None = None, same_style: bool = True) -> np.ndarray:
-        """The digits of a number in one hand (or a new hand per digit)."""
-        y = self._check(digits)
-        styles = self.styles(1 if same_style else len(y), seed)
-        return self.generate(y, styles=styles[0] if same_style else styles)
-
-    def style_sheet(self, rows: int, seed: int | None = None) -> np.ndarray:
+    def style_sheet(self, rows: int, seed: int | None = None, neatness: float = 0.0) -> np.ndarray:
         """``rows`` styles, each written as every class: (rows*K, S, S), row-major."""
-        styles = np.repeat(self.styles(rows, seed), self.num_classes, axis=0)
+        styles = np.repeat(self.styles(rows, seed, neatness), self.num_classes, axis=0)
         return self.generate(np.tile(np.arange(self.num_classes), rows), styles=styles)
 
     def morph(self, digit_a: int, digit_b: int, frames: int = 8, seed: int | None = None,
-              same_style: bool = False) -> np.ndarray:  # fmt: skip
+              same_style: bool = False, neatness: float = 0.0) -> np.ndarray:  # fmt: skip
         """Frames from (style A, digit A) to (style B, digit B): spherical interpolation of the style and a
         linear blend of the two digits' class conditioning."""
         digit_a, digit_b = (int(c) for c in self._check([digit_a, digit_b]))
-        a, b = self.styles(2, seed)
+        a, b = self.styles(2, seed, neatness)
         if same_style:
             b = a
         t = np.linspace(0.0, 1.0, max(2, frames))
@@ -253,14 +254,15 @@ def dataset_npz_bytes(images: np.ndarray, labels, classes: list[str] | None = No
     return buf.getvalue()
 
 
-def export_dataset(g: DigitGenerator, per_class: int, seed: int, out: Path, fmt: str = "npz") -> list[Path]:
+def export_dataset(g: DigitGenerator, per_class: int, seed: int, out: Path, fmt: str = "npz",
+                   neatness: float = 0.0) -> list[Path]:  # fmt: skip
     """Write a labelled synthetic dataset: npz (images, labels, classes) or MNIST-layout IDX files (with a
     classes.txt naming the labels, which `inkdigits train --data` reads back)."""
     from . import idx
     from .fileio import atomic_write_bytes
 
     labels = np.repeat(np.arange(g.num_classes, dtype=np.uint8), per_class)
-    images = g.generate(labels.astype(np.int64), seed=seed)
+    images = g.generate(labels.astype(np.int64), seed=seed, neatness=neatness)
     out = Path(out)
     try:
         if fmt == "idx":
