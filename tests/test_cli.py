@@ -113,4 +113,6 @@ def test_neatness_shrinks_the_styles(weights, tmp_path):
     with pytest.raises(Exception, match="neatness must be between 0 and 1"):
         g.generate([3], seed=1, neatness=1.5)
     assert run("generate", "--digit", 3, "--neatness", "0.75", "--weights", weights, "--out", tmp_path / "n.png") == 0
-    assert run("generate", "--digit", 3, "--neatness", "2", "--weights", weights, "--out", tmp_path / "m.png") == 2
+    with pytest.raises(SystemExit) as e:
+        run("generate", "--digit", 3, "--neatness", "2", "--weights", weights, "--out", tmp_path / "m.png")
+    assert e.value.code == 2 and not (tmp_path / "m.png").exists()
