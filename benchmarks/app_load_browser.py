@@ -1,0 +1,121 @@
+"""The real app server under concurrent users: `streamlit run app.py`, one headless Chromium with one context
+(its own session) per user, each typing a new seed and clicking Generate again and again. Measures
+click-to-images time and errors, and checks that every page showed its own result: the title names the
+page's own seed, and no two clicks anywhere got the same images.
+
+    python benchmarks/app_load_browser.py [--users 16] [--clicks 20]
+Needs Debian's chromium (`make test` installs it) and playwright.
+"""
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"]  # fmt: skip
+
+
+def start_server(port: int, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless",
+                             "true", "--server.port", str(port), "--server.address", "127.0.0.1"],
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env, cwd=ROOT)  # fmt: skip
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+                return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit(f"streamlit did not start; see {log}")
+
+
+async def user(browser, url: str, uid: int, clicks: int, results: list, errors: list):
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    await page.goto(url, timeout=120_000)
+    await page.get_by_role("button", name="Generate").wait_for(timeout=120_000)
+    seed_box = page.locator('input[aria-label="Seed"]').first
+    for k in range(clicks):
+        seed = 1_000_000 + uid * 1000 + k  # unique per user and click
+        try:
+            await seed_box.fill(str(seed))
+            await seed_box.press("Enter")
+            t0 = time.perf_counter()
+            await page.get_by_role("button", name="Generate").click()
+            await page.get_by_text(f"seed {seed}", exact=False).first.wait_for(timeout=60_000)
+            images = page.locator('[data-testid="stImage"] img')
+            srcs = []
+            for i in range(5):
+                await images.nth(i).wait_for(timeout=60_000)
+                await page.wait_for_function("img => img.complete && img.naturalWidth > 0",
+                                             arg=await images.nth(i).element_handle(), timeout=60_000)  # fmt: skip
+                srcs.append(await images.nth(i).get_attribute("src"))
+            results.append((uid, seed, time.perf_counter() - t0, tuple(srcs)))
+        except Exception as e:  # count every failure, keep clicking
+            errors.append(f"user {uid} click {k}: {type(e).__name__}: {str(e).splitlines()[0]}")
+    await context.close()
+
+
+async def run(url: str, users: int, clicks: int):
+    from playwright.async_api import async_playwright
+
+    results, errors = [], []
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        start = time.perf_counter()
+        await asyncio.gather(*(user(browser, url, u, clicks, results, errors) for u in range(users)))
+        wall = time.perf_counter() - start
+        await browser.close()
+    return results, errors, wall
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--users", type=int, default=16)
+    p.add_argument("--clicks", type=int, default=20)
+    p.add_argument("--port", type=int, default=8599)
+    p.add_argument("--dry-run", action="store_true", help="2 users x 2 clicks")
+    args = p.parse_args()
+    if args.dry_run:
+        args.users, args.clicks = 2, 2
+    if not Path(CHROMIUM).exists():
+        raise SystemExit(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / "app_load_browser.log"
+    server = start_server(args.port, log)
+    try:
+        results, errors, wall = asyncio.run(run(f"http://127.0.0.1:{args.port}", args.users, args.clicks))
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    times = [r[2] for r in results]
+    image_sets = [r[3] for r in results]
+    shared = len(image_sets) - len(set(image_sets))  # a click that showed another click's images
+    print(f"{args.users} users x {args.clicks} clicks on `streamlit run app.py` ({os.cpu_count()} CPU cores), "
+          f"one Chromium, one context per user; {wall:.0f} s in all\n")
+    print("| users | clicks | p50 s | p95 s | errors | clicks showing another click's images |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    p50 = statistics.median(times) if times else float("nan")
+    p95 = float(np.percentile(times, 95)) if times else float("nan")
+    print(f"| {args.users} | {len(results) + len(errors)} | {p50:.2f} | {p95:.2f} | {len(errors)} | {shared} |")
+    for e in errors[:5]:
+        print("error:", e)
+    if "Traceback" in log.read_text():
+        print(f"the server logged a traceback: see {log}")
+    if errors or shared or not results:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
