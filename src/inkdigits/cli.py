@@ -245,14 +245,16 @@ def cmd_export_onnx(args) -> int:
 
 def cmd_app(args) -> int:
     import importlib.util
-    import subprocess
+    import os
 
     if importlib.util.find_spec("streamlit") is None:
         raise InkdigitsError("the app needs Streamlit: pip install 'inkdigits[app]'")
     app = Path(importlib.util.find_spec("inkdigits.app").origin)
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
            "--server.address", args.address, "--browser.gatherUsageStats", "false"]  # fmt: skip
-    return subprocess.call(cmd)
+    sys.stdout.flush()
+    os.execv(sys.executable, cmd)  # become the server, so signals (Ctrl-C, a supervisor's TERM) reach it
+    return 0  # pragma: no cover
 
 
 COMMANDS = {"data": cmd_data, "train": cmd_train, "generate": cmd_generate, "export": cmd_export,
