@@ -1,4 +1,5 @@
-"""The README's and model card's sample grid: 10 rows (digits 0-9) x 10 samples, from the shipped weights.
+"""The README's and model card's figures from the shipped weights: the sample grid (10 rows, digits 0-9, x 10
+styles) and a written line (`g.write("555-0100  12/05/2026", seed=4)`).
 
     python benchmarks/make_figures.py [--weights models/generator.safetensors] [--seed 0] [--out docs/samples.png]
 """
@@ -28,7 +29,9 @@ def main():
     styles = np.tile(g.styles(10, seed=args.seed), (10, 1))
     batch = g.generate(np.repeat(np.arange(10), 10), styles=styles)
     im.save_png(im.grid(batch, ncols=10), args.out, scale=3)
-    print(f"wrote {args.out} ({g.path}, seed {args.seed})")
+    number = Path(args.out).with_name("number.png")
+    im.save_png(g.write("555-0100  12/05/2026", seed=4)[0], number, scale=3)
+    print(f"wrote {args.out} and {number} ({g.path}, seed {args.seed})")
 
 
 if __name__ == "__main__":
