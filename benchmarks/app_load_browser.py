@@ -47,6 +47,8 @@ async def user(browser, url: str, uid: int, clicks: int, results: list, errors: 
     await page.goto(url, timeout=120_000)
     await page.get_by_role("button", name="Generate").wait_for(timeout=120_000)
     seed_box = page.locator('input[aria-label="Seed"]').first
+    await seed_box.wait_for(timeout=120_000)
+    previous = None
     for k in range(clicks):
         seed = 1_000_000 + uid * 1000 + k  # unique per user and click
         try:
@@ -55,14 +57,17 @@ async def user(browser, url: str, uid: int, clicks: int, results: list, errors: 
             t0 = time.perf_counter()
             await page.get_by_role("button", name="Generate").click()
             await page.get_by_text(f"seed {seed}", exact=False).first.wait_for(timeout=60_000)
+            # The title and the images arrive as separate updates: wait until all five images are new and loaded.
+            await page.wait_for_function(
+                """previous => {
+                    const imgs = [...document.querySelectorAll('[data-testid="stImage"] img')];
+                    return imgs.length === 5 && imgs.every(i => i.complete && i.naturalWidth > 0)
+                        && (previous === null || imgs[0].getAttribute('src') !== previous);
+                }""", arg=previous, timeout=60_000)  # fmt: skip
             images = page.locator('[data-testid="stImage"] img')
-            srcs = []
-            for i in range(5):
-                await images.nth(i).wait_for(timeout=60_000)
-                await page.wait_for_function("img => img.complete && img.naturalWidth > 0",
-                                             arg=await images.nth(i).element_handle(), timeout=60_000)  # fmt: skip
-                srcs.append(await images.nth(i).get_attribute("src"))
-            results.append((uid, seed, time.perf_counter() - t0, tuple(srcs)))
+            srcs = tuple([await images.nth(i).get_attribute("src") for i in range(5)])
+            previous = srcs[0]
+            results.append((uid, seed, time.perf_counter() - t0, srcs))
         except Exception as e:  # count every failure, keep clicking
             errors.append(f"user {uid} click {k}: {type(e).__name__}: {str(e).splitlines()[0]}")
     await context.close()
@@ -100,8 +105,11 @@ def main():
         server.terminate()
         server.wait(timeout=20)
     times = [r[2] for r in results]
-    image_sets = [r[3] for r in results]
-    shared = len(image_sets) - len(set(image_sets))  # a click that showed another click's images
+    first_seen = {}
+    shared = 0  # clicks that showed images another click (any user's) had shown
+    for uid, seed, _, srcs in results:
+        shared += srcs in first_seen
+        first_seen.setdefault(srcs, (uid, seed))
     print(f"{args.users} users x {args.clicks} clicks on `streamlit run app.py` ({os.cpu_count()} CPU cores), "
           f"one Chromium, one context per user; {wall:.0f} s in all\n")
     print("| users | clicks | p50 s | p95 s | errors | clicks showing another click's images |")
