@@ -95,7 +95,8 @@ def main():
           f"as the requested digit (real train digits: {mlp_real:.2%})")
     print(f"({time.time() - t0:.0f} s)")
     if args.save_metrics:
-        keep = ("class_acc", "class_acc_per_digit", "fid", "fid_ratio", "fid_per_class", "diversity", "cas")
+        keep = ("class_acc", "class_acc_per_digit", "fid", "fid_ratio", "fid_per_class", "diversity", "precision",
+                "recall", "density", "coverage", "cas")
         metrics = {k: s[k] for k in keep if k in s}
         metrics["reference"] = {k: r[k] for k in keep if k in r}
         metrics["independent_mlp_class_acc"] = mlp_samples

@@ -122,7 +122,7 @@ def train(out: Path | str, overrides: dict | None = None, *, data: dict | None =
                 run.plot(history)
                 info = sidecar("Generator", asdict(model_cfg), train=asdict(cfg), data=asdict(spec),
                                classes=dataset.classes, command=commands[0],
-                               selected_by=record["selected_by"], **{k: record[k] for k in EXPORTED})  # fmt: skip
+                               selected_by=record["selected_by"], **{key: record[key] for key in EXPORTED})  # fmt: skip
                 run.export(gan.G_ema, info, best)
                 run.save_checkpoint(checkpoint())
                 log(summary(record, cfg.epochs))
