@@ -116,3 +116,18 @@ def test_neatness_shrinks_the_styles(weights, tmp_path):
     with pytest.raises(SystemExit) as e:
         run("generate", "--digit", 3, "--neatness", "2", "--weights", weights, "--out", tmp_path / "m.png")
     assert e.value.code == 2 and not (tmp_path / "m.png").exists()
+
+
+def test_every_config_field_is_a_train_flag_or_marked_not_one():
+    from dataclasses import fields
+
+    from inkdigits.config import DataSpec, ModelConfig, TrainConfig, flag
+
+    train_parser = cli.build_parser()._subparsers._group_actions[0].choices["train"]
+    options = {o for action in train_parser._actions for o in action.option_strings}
+    for cls in (ModelConfig, TrainConfig, DataSpec):
+        for f in fields(cls):
+            if f.metadata.get("cli"):
+                assert flag(f.name, cls) in options, f.name
+            else:
+                assert f.name in ("num_classes", "image_size") and cls is ModelConfig  # they come from the data

@@ -21,6 +21,7 @@ from .cli_args import (
     train_command,
     train_overrides,
 )
+from .config import DataSpec, ModelConfig, TrainConfig
 from .errors import InkdigitsError
 
 
@@ -36,8 +37,6 @@ def build_parser() -> Parser:
     f.add_argument("--cache-dir", type=Path, help="default: $INKDIGITS_DATA_DIR or ~/.cache/inkdigits")
     i = dsub.add_parser("info", help="show the cached dataset and its counts")
     i.add_argument("--cache-dir", type=Path)
-
-    from .config import DataSpec, ModelConfig, TrainConfig
 
     t = sub.add_parser("train", help="train the conditional GAN (works under torchrun)")
     t.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, samples, metrics)")
@@ -148,7 +147,6 @@ def cmd_train(args) -> int:
     import torch
 
     from . import distributed
-    from .config import DataSpec
     from .train import train
 
     threads = args.threads or distributed.default_threads()

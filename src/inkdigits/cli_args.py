@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import MISSING, fields, replace
+
+from .config import DataSpec, ModelConfig, TrainConfig, cli_fields, flag
 
 EXIT_USAGE = 2
 
@@ -53,10 +56,6 @@ def add_config_flags(parser, cls) -> None:
     """One flag per field of a config dataclass (config.py), typed and bounded by the field's metadata.
 
     Unset flags stay None, so the train command knows which ones were given (and a resume can check them)."""
-    from dataclasses import MISSING
-
-    from .config import cli_fields, flag
-
     for f in cli_fields(cls):
         m = f.metadata
         default = f.default if f.default is not MISSING else None
@@ -79,37 +78,30 @@ SEED = int_range(0, 2**63 - 1)
 
 def given(args, cls) -> dict:
     """The fields of config class ``cls`` that were given on the command line."""
-    from dataclasses import fields
-
     return {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
 
 
 def train_overrides(args) -> dict:
     """The model and training fields given on the command line (``--lr`` sets both learning rates)."""
-    from .config import ModelConfig, TrainConfig
-
     lr = {"lr_g": args.lr, "lr_d": args.lr} if getattr(args, "lr", None) is not None else {}
     return {**lr, **given(args, ModelConfig), **given(args, TrainConfig)}
 
 
 def data_spec(args, base=None):
     """The DataSpec the command line describes (fields not given keep ``base``'s values, or the defaults)."""
-    from dataclasses import replace
-
-    from .config import DataSpec
-
     return replace(base or DataSpec(), **given(args, DataSpec))
+
+
+def given_flags(args, *classes) -> list[str]:
+    """The given fields of ``classes`` as command-line text (``--data X``, ``--transpose``, ...)."""
+    return [flag(k, cls) if v is True else f"{flag(k, cls)} {v}" for cls in classes for k, v in given(args, cls).items()]
 
 
 def train_command(args) -> str:
     """The command that made (or resumed) a run, rebuilt from the parsed arguments."""
-    from .config import DataSpec, ModelConfig, TrainConfig, flag
-
     parts = ["inkdigits train", f"--out {args.out}"] + (["--resume"] if args.resume else [])
     if args.lr is not None:
         parts.append(f"--lr {args.lr}")
-    for cls in (DataSpec, ModelConfig, TrainConfig):
-        for k, v in given(args, cls).items():
-            parts.append(flag(k, cls) if v is True else f"{flag(k, cls)} {v}")
+    parts += given_flags(args, DataSpec, ModelConfig, TrainConfig)
     parts += [f"{flag(k)} {getattr(args, k)}" for k in ("threads", "classifier") if getattr(args, k) is not None]
     return " ".join(parts)

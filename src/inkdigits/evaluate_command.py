@@ -10,7 +10,7 @@ import numpy as np
 from . import classifier as clf
 from . import datasets
 from . import evaluate as ev
-from .cli_args import data_spec, given
+from .cli_args import data_spec, given_flags
 from .config import ClassifierConfig, ClassifierTrainConfig, DataSpec, from_dict
 from .errors import InkdigitsError
 from .resources import default_classifier
@@ -26,8 +26,7 @@ def train_classifier_command(args) -> int:
     model_cfg = ClassifierConfig(num_classes=len(dataset.classes), image_size=int(dataset.x_train.shape[-1]))
     model = clf.train_classifier(dataset.x_train, dataset.y_train, cfg, model_cfg, progress=True)
     acc = clf.accuracy(model, dataset.x_test.numpy(), dataset.y_test.numpy())
-    data_flags = "".join(f" --data {v}" if k == "source" else f" --{k.replace('_', '-')} {v}"
-                         for k, v in given(args, DataSpec).items())  # fmt: skip
+    data_flags = "".join(" " + f for f in given_flags(args, DataSpec))
     command = f"inkdigits evaluate train-classifier{data_flags} --epochs {cfg.epochs} --seed {cfg.seed}"
     clf.save_classifier(model, out, {"test_accuracy": acc, "train": asdict(cfg), "command": command,
                                      "data": asdict(spec), "classes": dataset.classes})  # fmt: skip
