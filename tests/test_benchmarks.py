@@ -11,14 +11,13 @@ BENCHMARKS = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*
 
 
 def test_there_are_benchmarks():
-    assert len(BENCHMARKS) >= 7
+    assert len(BENCHMARKS) >= 12
 
 
 @pytest.mark.parametrize("script", BENCHMARKS, ids=lambda p: p.name)
 def test_benchmark_dry_run(script, data_dir, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, str(script), "--dry-run", "--threads", "1"] if "--threads" in
-                         script.read_text() else [sys.executable, str(script), "--dry-run"],
-                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)  # fmt: skip
+    out = subprocess.run([sys.executable, str(script), "--dry-run"], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=300)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     assert "|" in out.stdout or "wrote" in out.stdout, out.stdout
