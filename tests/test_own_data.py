@@ -202,3 +202,16 @@ def test_pickle_in_npz_is_never_loaded(tmp_path, monkeypatch):
     with pytest.raises(Exception, match="pickled objects"):
         datasets.load(DataSpec(str(path)), log=lambda m: None)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_emnist_file_names_with_a_prefix_are_found(tmp_path):
+    folder = idx_folder(tmp_path / "plain", gz=True, offset=1)
+    named = tmp_path / "emnist"
+    named.mkdir()
+    for path in folder.iterdir():
+        (named / f"emnist-letters-{path.name.replace('t10k', 'test')}").write_bytes(path.read_bytes())
+    data = datasets.load(DataSpec(str(named)), log=lambda m: None)
+    assert data.classes == ["1", "2", "3"] and len(data.x_test) == 30  # the test pair was found too
+    (named / "other-train-images-idx3-ubyte.gz").write_bytes(b"")
+    with pytest.raises(Exception, match="several files match train-images-idx3-ubyte"):
+        datasets.load(DataSpec(str(named)), log=lambda m: None)

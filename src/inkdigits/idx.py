@@ -77,11 +77,17 @@ def read_idx_dir(folder: Path) -> dict[str, np.ndarray]:
     if not folder.is_dir():
         raise InkdigitsError(f"{folder}: not a directory")
     arrays = {}
-    for split, required in (("train", True), ("test", False)):
-        xp = find_idx(folder, IDX_FILES[f"x_{split}"], required)
-        yp = find_idx(folder, IDX_FILES[f"y_{split}"], required or xp is not None)
-        if xp is None:
+    for split in ("train", "test"):
+        # EMNIST calls its test split "test" where MNIST says "t10k".
+        stems = [(IDX_FILES[f"x_{split}"], IDX_FILES[f"y_{split}"])]
+        if split == "test":
+            stems.append((stems[0][0].replace("t10k", "test"), stems[0][1].replace("t10k", "test")))
+        found = [(xp, stem_y) for stem_x, stem_y in stems if (xp := find_idx(folder, stem_x, required=False))]
+        if not found:
+            if split == "train":
+                find_idx(folder, stems[0][0])  # raises the "no train-images..." error
             continue
+        xp, yp = found[0][0], find_idx(folder, found[0][1])
         x, y = read_idx(xp), read_idx(yp)
         if x.ndim != 3 or y.ndim != 1:
             raise InkdigitsError(f"{folder}: {split} images must be 3-D and labels 1-D, got {x.shape} and {y.shape}")
