@@ -25,7 +25,7 @@ from inkdigits.config import ClassifierConfig
 from inkdigits.errors import InkdigitsError
 from inkdigits.models import Classifier
 from inkdigits.rundir import CHECKPOINT
-from inkdigits.sample import MAX_NUMBER_DIGITS, parse_number
+from inkdigits.sample import DIGITS, MAX_LINE, MAX_NUMBER_DIGITS, parse_line
 
 
 def make_bad_weights(kind: str, folder: Path, good: Path) -> Path:
@@ -100,15 +100,16 @@ def test_bad_weights_file(kind, command, tiny_weights, tmp_path, monkeypatch, ca
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(max_size=60))
+@given(st.one_of(st.text(max_size=60), st.text(alphabet="0123456789-./: \t", max_size=40)))
 def test_number_input_fuzz(text):
     try:
-        digits = parse_number(text)
+        line, digits = parse_line(text, DIGITS)
     except InkdigitsError as e:
         assert str(e) and "\n" not in str(e)
         return
-    assert 1 <= len(digits) <= MAX_NUMBER_DIGITS and all(0 <= d <= 9 for d in digits)
-    assert "".join(map(str, digits)) == "".join(ch for ch in text.strip() if ch not in " -")
+    assert 1 <= len(digits) <= MAX_NUMBER_DIGITS and len(line) <= MAX_LINE and all(0 <= d <= 9 for d in digits)
+    assert "".join(map(str, digits)) == "".join(ch for ch in line if ch.isdigit())
+    assert line == " ".join(text.split()) and set(line) <= set("0123456789-./: ")
 
 
 def test_sampling_is_thread_safe(tiny_weights):

@@ -34,43 +34,7 @@ def random_seed() -> int:
     return secrets.randbelow(2**31)
 
 
-def parse_number(text: str) -> list[int]:
-    """'2026' or '555-0100' -> digits; spaces and hyphens are ignored. Raises InkdigitsError."""
-    cleaned = "".join(ch for ch in str(text).strip() if ch not in " -")
-    if not cleaned:
-        raise InkdigitsError("type at least one digit (0-9)")
-    bad = sorted({ch for ch in cleaned if ch not in "0123456789"})
-    if bad:
-        raise InkdigitsError(f"{text!r} is not a number: only digits 0-9 are allowed (found {''.join(bad)!r})")
-    if len(cleaned) > MAX_NUMBER_DIGITS:
-        raise InkdigitsError(f"a number can have at most {MAX_NUMBER_DIGITS} digits (got {len(cleaned)})")
-    return [int(ch) for ch in cleaned]
-
-
 DIGITS = [str(d) for d in range(10)]
-SEPARATORS = " -"
-
-
-def parse_text(text: str, names: list[str]) -> list[int]:
-    """What to write, as class indices: '2026' or '555-0100' for MNIST (digits only), 'HELLO' for a model whose
-    classes are letters, 'cat dog' for longer class names. Spaces and hyphens separate, unless they are
-    classes themselves. Raises InkdigitsError."""
-    if names == DIGITS:
-        return parse_number(text)
-    text = str(text).strip()
-    if all(len(n) == 1 for n in names):
-        tokens = [ch for ch in text if ch in names or ch not in SEPARATORS]
-    else:
-        tokens = text.replace(",", " ").split()
-    if not tokens:
-        raise InkdigitsError("type at least one class name")
-    bad = [t for t in tokens if t not in names]
-    if bad:
-        shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
-        raise InkdigitsError(f"{text!r}: only the classes {shown} can be written (found {bad[0]!r})")
-    if len(tokens) > MAX_NUMBER_DIGITS:
-        raise InkdigitsError(f"at most {MAX_NUMBER_DIGITS} characters at once (got {len(tokens)})")
-    return [names.index(t) for t in tokens]
 
 
 MAX_LINE = 32  # characters in one written line, separators included
@@ -150,8 +114,8 @@ class DigitGenerator:
         return check_classes(classes, self.num_classes, self.classes)
 
     def parse(self, text: str) -> list[int]:
-        """The classes to write for ``text`` (see parse_text)."""
-        return parse_text(text, self.classes)
+        """The class indices ``write`` would draw for ``text`` (separators left out); raises InkdigitsError."""
+        return parse_line(text, self.classes)[1]
 
     def styles(self, n: int, seed: int | None = None, neatness: float = 0.0) -> np.ndarray:
         """``n`` handwriting styles (latent vectors), reproducible from ``seed``.
@@ -284,4 +248,4 @@ def export_dataset(g: DigitGenerator, per_class: int, seed: int, out: Path, fmt:
 
 
 # The public names; `Generator` in the package namespace is the sampling object, not the nn.Module.
-__all__ = ["load_generator", "DigitGenerator", "parse_number", "random_seed", "export_dataset", "default_weights"]
+__all__ = ["load_generator", "DigitGenerator", "parse_line", "random_seed", "export_dataset", "default_weights"]
