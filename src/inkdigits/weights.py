@@ -13,6 +13,7 @@ third file, ``NAME.metrics.json``, written by the evaluation benchmark, never by
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -20,6 +21,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from . import __version__
+from .config import from_dict
 from .errors import InkdigitsError
 from .fileio import atomic_replace, atomic_write_text
 
@@ -36,8 +39,6 @@ def metrics_path(weights: Path) -> Path:
 
 def sidecar(architecture: str, model: dict, **info) -> dict:
     """The JSON written beside a weights file."""
-    from . import __version__
-
     return {"architecture": architecture, "format_version": FORMAT_VERSION, "inkdigits_version": __version__,
             "model": model, **info}  # fmt: skip
 
@@ -48,8 +49,6 @@ def model_section(cfg: dict, path: Path) -> dict:
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise InkdigitsError(f"{config_path(path)}: bad format_version {version!r}")
     if version > FORMAT_VERSION:
-        from . import __version__
-
         raise InkdigitsError(
             f"{config_path(path)}: written by inkdigits {cfg.get('inkdigits_version', '?')} in weights format "
             f"{version}; this inkdigits {__version__} reads formats up to {FORMAT_VERSION} (upgrade inkdigits)"
@@ -62,10 +61,6 @@ def model_section(cfg: dict, path: Path) -> dict:
 
 def load_model(path: Path, architecture: str, config_cls, build):
     """(network, its config, the sidecar) from ``path`` and its ``.json``; one clear line for anything amiss."""
-    from dataclasses import fields
-
-    from .config import from_dict
-
     path = Path(path)
     if path.is_dir():
         raise InkdigitsError(f"{path}: is a directory, expected a .safetensors file")
