@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import DataSpec
-from .data import Dataset
+from .data import Dataset, load_mnist
 from .errors import InkdigitsError
 from .idx import read_idx_dir
 
@@ -32,8 +32,6 @@ def load(spec: DataSpec, log=print, fetch_if_needed: bool = True) -> Dataset:
     import torch
 
     if spec.source == "mnist":
-        from .data import load_mnist
-
         dataset = load_mnist(fetch_if_needed=fetch_if_needed, log=log)
         if spec.image_size in (None, 28) and not spec.transpose and not spec.classes:
             return dataset

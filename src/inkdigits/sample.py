@@ -91,6 +91,11 @@ class DigitGenerator:
         self.config = config
         self.path = Path(path) if path else None
         self.info = info or {}
+        # The class names (the sidecar's; MNIST's digits '0'..'9' for weights that predate names), read once:
+        # every generate call checks its classes against them.
+        names = self.info.get("classes")
+        self.classes: list[str] = list(names) if names else [str(i) for i in range(config.num_classes)]
+        self.is_digits = self.classes == DIGITS
 
     @property
     def latent_dim(self) -> int:
@@ -99,16 +104,6 @@ class DigitGenerator:
     @property
     def num_classes(self) -> int:
         return self.config.num_classes
-
-    @property
-    def classes(self) -> list[str]:
-        """The class names (the sidecar's; MNIST's digits '0'..'9' for weights that predate names)."""
-        names = self.info.get("classes")
-        return list(names) if names else [str(i) for i in range(self.num_classes)]
-
-    @property
-    def is_digits(self) -> bool:
-        return self.classes == DIGITS
 
     def _check(self, classes) -> np.ndarray:
         return check_classes(classes, self.num_classes, self.classes)
