@@ -24,6 +24,14 @@ def test_help_and_python_m_entry_point():
         assert command in out.stdout
 
 
+@pytest.mark.parametrize("command", ["data fetch", "data info", "train", "generate", "export", "export-onnx", "app", "evaluate"])
+def test_every_command_prints_help(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main([*command.split(), "--help"])
+    assert e.value.code == 0
+    assert "usage: inkdigits " + command in capsys.readouterr().out
+
+
 def test_generate_digit_png(weights, tmp_path, capsys):
     assert run("generate", "--digit", 7, "--count", 16, "--seed", 0, "--weights", weights, "--out", tmp_path / "7.png") == 0
     img = Image.open(tmp_path / "7.png")

@@ -61,7 +61,8 @@ def add_config_flags(parser, cls) -> None:
         default = f.default if f.default is not MISSING else None
         annotation = str(f.type)  # e.g. "int | None" (annotations are strings here)
         kind = next((k for k in (bool, float, str) if k.__name__ in annotation), int)
-        kw = {"help": f"{m['help']} (default {default})"}
+        # argparse %-formats help strings, so a literal "%" in the metadata must be escaped
+        kw = {"help": f"{m['help']} (default {default})".replace("%", "%%")}
         if m["choices"]:
             kw["choices"] = m["choices"]
         elif kind is bool:
