@@ -33,6 +33,14 @@ class Processes:
     def wrap(self, module):
         return DDP(module, **NO_BUFFER_SYNC) if self.world > 1 else module
 
+    def average(self, tensors: list[torch.Tensor]) -> None:
+        """Average tensors over the ranks, in place (gloo has no AVG, so sum and divide)."""
+        if self.world == 1:
+            return
+        for t in tensors:
+            dist.all_reduce(t)
+            t.div_(self.world)
+
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()

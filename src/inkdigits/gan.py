@@ -79,11 +79,14 @@ class ConditionalGAN:
         self.noise = torch.Generator().manual_seed(config.seed * 1000 if noise_seed is None else noise_seed)
         self.step = 0  # optimiser steps taken; the EMA schedule is keyed on it
         self.G_train, self.D_train = self.G, self.D  # replaced by DDP wrappers in parallel runs
+        self.average = None  # averages gradients over the ranks in parallel runs
         self.autocast = self.device.type == "cuda"
 
-    def parallelize(self, wrap) -> None:
-        """Train through ``wrap(G)`` and ``wrap(D)`` (e.g. DistributedDataParallel); state stays unwrapped."""
+    def parallelize(self, wrap, average=None) -> None:
+        """Train through ``wrap(G)`` and ``wrap(D)`` (e.g. DistributedDataParallel); state stays unwrapped.
+        ``average(tensors)`` averages tensors over the ranks in place, for gradients taken past the wrappers."""
         self.G_train, self.D_train = wrap(self.G), wrap(self.D)
+        self.average = average
 
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """One discriminator and one generator update on uint8 images (N,H,W) and their labels (N,)."""
@@ -102,7 +105,7 @@ class ConditionalGAN:
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         if self.config.r1_gamma > 0 and self.step % R1_EVERY == 0:
-            self.r1_penalty(x, y_real).backward()  # adds to D's gradients before the step
+            self.add_r1_gradients(x, y_real)
         self.opt_d.step()
 
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
@@ -119,6 +122,17 @@ class ConditionalGAN:
         x = x.detach().requires_grad_(True)
         (grad,) = torch.autograd.grad(self.D(x, y).sum(), x, create_graph=True)
         return grad.square().flatten(1).sum(1).mean() * (self.config.r1_gamma / 2 * R1_EVERY)
+
+    def add_r1_gradients(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Add the R1 penalty's gradients to D's. The penalty needs a double backward, which DDP's hooks do not
+        support, so it runs on the unwrapped D and its gradients are averaged over the ranks here."""
+        params = [p for p in self.D.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(self.r1_penalty(x, y), params, allow_unused=True)
+        grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)]
+        if self.average is not None:
+            self.average(grads)
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g if p.grad is None else p.grad.add_(g)
 
     def set_lr_scale(self, scale: float) -> None:
         """Scale both learning rates (the training loop's decay schedule); 1.0 restores the configured ones."""

@@ -50,8 +50,6 @@ def train(out: Path | str, overrides: dict | None = None, *, data: dict | None =
     model_cfg, cfg = resolve({**(overrides or {}), **shape}, state, str(run.checkpoint))
     if cfg.batch_size % procs.world:
         raise InkdigitsError(f"--batch-size {cfg.batch_size} must divide evenly over {procs.world} processes")
-    if cfg.r1_gamma > 0 and procs.world > 1:
-        raise InkdigitsError("--r1-gamma is single-process only for now (its extra D pass is not synchronised)")
     local_batch = cfg.batch_size // procs.world
 
     x, y, x_val, y_val = split(dataset, cfg)
@@ -68,7 +66,7 @@ def train(out: Path | str, overrides: dict | None = None, *, data: dict | None =
         epoch, step_in_epoch, history, partial = state["epoch"], state["step_in_epoch"], state["history"], state["partial"]
         commands = [*state.get("commands", []), command]
         log(f"resumed {run.checkpoint}: epoch {epoch + 1}, step {step_in_epoch} of the epoch")
-    gan.parallelize(procs.wrap)
+    gan.parallelize(procs.wrap, procs.average)
     if gan.autocast:
         torch.backends.cudnn.benchmark = True
     scorer = make_scorer(procs.is_main, cfg, model_cfg, spec, classifier, x_val, y_val, log)
