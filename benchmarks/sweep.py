@@ -38,8 +38,6 @@ def main():
         overrides[key] = json.loads(value)
     steps, per_class = (5, 10) if args.dry_run else (args.steps, 500)
     mnist = data.load_mnist()
-    if args.dry_run:
-        overrides.setdefault("val_size", len(mnist.x_train) // 10)
     model_cfg, cfg = resolve(overrides)
     x, y, x_val, y_val = split(mnist, cfg)
     gan = ConditionalGAN(model_cfg, cfg)
