@@ -203,6 +203,9 @@ def fetch(folder: Path | None = None, from_dir: Path | None = None) -> Path:
     return save_cache(arrays, folder, source)
 
 
+DIGITS = [str(d) for d in range(10)]  # MNIST's class names, and the default of any set that has none
+
+
 @dataclass
 class Dataset:
     """A labelled image set in memory as uint8 tensors (47 MB for all of MNIST); normalise per batch."""
@@ -212,7 +215,7 @@ class Dataset:
     x_test: torch.Tensor  # noqa: F821
     y_test: torch.Tensor  # noqa: F821
     source: str
-    classes: list[str] = field(default_factory=lambda: [str(d) for d in range(10)])  # names of 0..K-1
+    classes: list[str] = field(default_factory=lambda: list(DIGITS))  # names of 0..K-1
 
 
 def _read_cache(folder: Path) -> tuple[dict[str, np.ndarray], dict]:

@@ -12,6 +12,7 @@ from . import datasets
 from . import evaluate as ev
 from .cli_args import data_spec, given_flags
 from .config import ClassifierConfig, ClassifierTrainConfig, DataSpec, from_dict
+from .data import DIGITS
 from .errors import InkdigitsError
 from .resources import default_classifier
 
@@ -68,5 +69,5 @@ def evaluate_command(args) -> int:
         rows = {name: result["samples"]}
         if "reference" in result:
             rows[f"real {spec.source} train (1000/class)"] = result["reference"]
-        print(ev.format_table(rows, None if dataset.classes == [str(d) for d in range(10)] else dataset.classes))
+        print(ev.format_table(rows, None if dataset.classes == DIGITS else dataset.classes))
     return 0

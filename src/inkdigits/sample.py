@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .config import ModelConfig
+from .data import DIGITS
 from .errors import InkdigitsError
 from .models import Generator, to_uint8
 from .resources import default_weights
@@ -32,9 +33,6 @@ BATCH = 1000  # images per forward pass; bounds memory for large exports
 
 def random_seed() -> int:
     return secrets.randbelow(2**31)
-
-
-DIGITS = [str(d) for d in range(10)]
 
 
 MAX_LINE = 32  # characters in one written line, separators included
