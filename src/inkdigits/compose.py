@@ -15,6 +15,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 SEPARATORS = "-./: "
+MAX_NUMBER_DIGITS = 16  # glyphs in one written line
+MAX_LINE = 32  # characters in one written line, separators included
 INK = 40  # grey level above which a pixel counts as ink
 MARGIN = 2
 MAX_OVERLAP = 2  # pixels two neighbouring glyphs' ink may overlap, before the slant

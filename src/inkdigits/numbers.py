@@ -19,19 +19,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .compose import SEPARATORS
+from .compose import MAX_LINE, MAX_NUMBER_DIGITS, SEPARATORS
 from .errors import InkdigitsError
 
 
 def parse_length(text: str) -> tuple[int, int]:
-    """'4-10' -> (4, 10); '6' -> (6, 6); bounds 1..16."""
+    """'4-10' -> (4, 10); '6' -> (6, 6); bounds 1..MAX_NUMBER_DIGITS."""
     try:
         lo, _, hi = text.partition("-")
         lo, hi = int(lo), int(hi or lo)
     except ValueError:
         raise InkdigitsError(f"--length {text!r}: expected N or N-M, e.g. 4-10") from None
-    if not 1 <= lo <= hi <= 16:
-        raise InkdigitsError(f"--length {text!r}: lengths must be 1 to 16 digits, the smaller first")
+    if not 1 <= lo <= hi <= MAX_NUMBER_DIGITS:
+        raise InkdigitsError(f"--length {text!r}: lengths must be 1 to {MAX_NUMBER_DIGITS} digits, the smaller first")
     return lo, hi
 
 
@@ -40,8 +40,8 @@ def check_pattern(pattern: str) -> str:
     if bad or "d" not in pattern:
         found = f" (found {''.join(bad)!r})" if bad else ""
         raise InkdigitsError(f"--pattern {pattern!r}: use d for a digit and the separators - . / : and space{found}")
-    if pattern.count("d") > 16 or len(pattern) > 32:
-        raise InkdigitsError(f"--pattern {pattern!r}: at most 16 digits and 32 characters")
+    if pattern.count("d") > MAX_NUMBER_DIGITS or len(pattern) > MAX_LINE:
+        raise InkdigitsError(f"--pattern {pattern!r}: at most {MAX_NUMBER_DIGITS} digits and {MAX_LINE} characters")
     return pattern
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .compose import MAX_LINE, MAX_NUMBER_DIGITS, SEPARATORS, compose
 from .config import ModelConfig
 from .data import DIGITS
 from .errors import InkdigitsError
@@ -27,7 +28,6 @@ from .models import Generator, to_uint8
 from .resources import default_weights
 from .weights import load_model
 
-MAX_NUMBER_DIGITS = 16
 BATCH = 1000  # images per forward pass; bounds memory for large exports
 
 
@@ -35,13 +35,8 @@ def random_seed() -> int:
     return secrets.randbelow(2**31)
 
 
-MAX_LINE = 32  # characters in one written line, separators included
-
-
 def parse_line(text: str, names: list[str]) -> tuple[str, list[int]]:
     """(the characters to lay out, the class index of each non-separator) for ``write``. Raises InkdigitsError."""
-    from .compose import SEPARATORS
-
     line = " ".join(str(text).split())  # runs of whitespace are one space
     if any(len(n) != 1 for n in names):
         raise InkdigitsError("this model's class names are longer than one character: write lines with generate")
@@ -152,8 +147,6 @@ class DigitGenerator:
 
         The same seed gives the same image. ``new_hand_per_digit``: a new style for every glyph (the layout
         stays one hand's); ``spacing`` scales the gaps; ``height``/``width``: a fixed canvas to fit into."""
-        from .compose import compose
-
         chars, classes = parse_line(text, self.classes)
         seed = random_seed() if seed is None else int(seed)
         styles = self.styles(len(classes) if new_hand_per_digit else 1, seed, neatness)
