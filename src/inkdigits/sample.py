@@ -21,8 +21,7 @@ import numpy as np
 import torch
 
 from .compose import MAX_LINE, MAX_NUMBER_DIGITS, SEPARATORS, compose
-from .config import ModelConfig
-from .data import DIGITS
+from .config import DIGITS, ModelConfig
 from .errors import InkdigitsError
 from .models import Generator, to_uint8
 from .resources import default_weights
