@@ -123,3 +123,20 @@ def test_export_numbers_never_overwrites(tmp_path, capsys):
     (out / "keep.txt").write_text("mine")
     assert cli.main(["export", "--numbers", "3", "--out", str(out)]) == 2
     assert "not an empty folder" in capsys.readouterr().err and (out / "keep.txt").read_text() == "mine"
+
+
+def test_export_numbers_failing_worker_leaves_no_folder_and_no_workers(tmp_path, monkeypatch):
+    import multiprocessing as mp
+
+    from inkdigits import numbers
+    from inkdigits.resources import default_weights
+    from inkdigits.sample import DigitGenerator
+
+    def broken(self, text, **options):
+        raise RuntimeError("worker failed")
+
+    monkeypatch.setattr(DigitGenerator, "write", broken)  # the forked workers inherit the patched class
+    with pytest.raises(RuntimeError, match="worker failed"):
+        numbers.export_numbers(default_weights(), 40, 0, tmp_path / "n", workers=2, progress=False)
+    assert not list(tmp_path.iterdir())  # neither the folder nor its temporary twin
+    assert not mp.active_children()  # the pool was stopped, not left for the garbage collector

@@ -91,24 +91,23 @@ def export_numbers(weights, n: int, seed: int, out: Path, length=(4, 10), patter
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     except OSError as e:
         raise InkdigitsError(f"{out}: cannot write there ({e.strerror or e})") from None
-    start, results = time.perf_counter(), [None] * n
+    start, results, pool = time.perf_counter(), [None] * n, None
     try:
         if workers == 1:
             _init(weights, options or {})
-        bar = tqdm(total=n, desc="numbers", unit="img", disable=not progress, mininterval=0.5)
-        if workers == 1:
             made = map(_make, jobs)
         else:
             import multiprocessing as mp
 
             pool = mp.get_context("fork").Pool(workers, _init, (weights, options or {}))
             made = pool.imap_unordered(_make, jobs, chunksize=16)
+        bar = tqdm(total=n, desc="numbers", unit="img", disable=not progress, mininterval=0.5)
         for i, image, boxes in made:
             results[i] = (image if fmt == "npz" else None, [list(b) for b in boxes])
             if fmt == "png":
                 (tmp / f"{i:06d}.png").write_bytes(im.png_bytes(image))
             bar.update(1)
-        if workers > 1:
+        if pool is not None:
             pool.close()
             pool.join()
         bar.close()
@@ -122,6 +121,8 @@ def export_numbers(weights, n: int, seed: int, out: Path, length=(4, 10), patter
             out.rmdir()
         os.replace(tmp, out)
     except BaseException:
+        if pool is not None:  # stop the workers now, not whenever the pool is collected
+            pool.terminate()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     seconds = time.perf_counter() - start
