@@ -1,7 +1,7 @@
 """Short GAN runs for comparing configurations: train N steps, then measure the raw generator.
 
     python benchmarks/sweep.py --steps 1200 --set beta1=0.0 --set lr_d=4e-4
-    python benchmarks/sweep.py --steps 3400 --ema --set augment='"translation"'    # 4 epochs, EMA weights
+    python benchmarks/sweep.py --steps 3440 --ema --set augment='"ada"'    # 4 epochs, EMA weights
 Prints one Markdown table row (paste it into benchmarks/RESULTS.md). Uses real MNIST (the training part of
 the split that `inkdigits train` uses) and the shipped reference classifier, scored with 500 samples per
 digit against the 5,000 held-out validation images (never the test set); 2 CPU threads unless --threads.
@@ -17,7 +17,7 @@ import torch
 from inkdigits import data
 from inkdigits import evaluate as ev
 from inkdigits.classifier import load_classifier
-from inkdigits.config import resolve
+from inkdigits.config import recipe, resolve
 from inkdigits.gan import ConditionalGAN
 from inkdigits.train import split
 
@@ -40,6 +40,7 @@ def main():
     mnist = data.load_mnist()
     model_cfg, cfg = resolve(overrides)
     x, y, x_val, y_val = split(mnist, cfg)
+    cfg, _ = recipe(cfg, len(x), len(x) // cfg.batch_size)  # augment auto -> what `inkdigits train` picks
     gan = ConditionalGAN(model_cfg, cfg)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
     start = time.perf_counter()

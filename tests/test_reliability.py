@@ -135,7 +135,7 @@ def test_sampling_is_thread_safe(tiny_weights):
 # --------------------------------------------------------------------------- faults during training
 
 TRAIN = ["-m", "inkdigits", "train", "--g-width", "8", "--d-width", "8", "--batch-size", "32", "--limit", "320",
-         "--val-size", "64", "--threads", "1", "--eval-per-class", "0"]  # fmt: skip
+         "--val-size", "64", "--eval-every", "10", "--threads", "1", "--eval-per-class", "0"]  # fmt: skip  # 10 steps an epoch
 
 
 def train_proc(out: Path, data_dir: Path, *extra: str) -> subprocess.Popen:

@@ -20,7 +20,8 @@ from .models import Classifier, to_unit
 from .resources import default_classifier
 from .weights import load_model, save_weights, sidecar
 
-__all__ = ["Classifier", "train_classifier", "predict", "accuracy", "save_classifier", "load_classifier", "cas"]
+__all__ = ["Classifier", "train_classifier", "predict", "accuracy", "save_classifier", "load_classifier",
+           "load_classifier_and_classes", "cas"]
 
 
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -98,5 +99,10 @@ def save_classifier(model: Classifier, path: Path, info: dict) -> None:
 
 
 def load_classifier(path: Path | None = None) -> Classifier:
-    net, _, _ = load_model(Path(path) if path else default_classifier(), "Classifier", ClassifierConfig, Classifier)
-    return net
+    return load_classifier_and_classes(path)[0]
+
+
+def load_classifier_and_classes(path: Path | None = None) -> tuple[Classifier, list[str] | None]:
+    """The classifier and the class names its sidecar lists (None where it lists none, as the shipped one)."""
+    net, _, info = load_model(Path(path) if path else default_classifier(), "Classifier", ClassifierConfig, Classifier)
+    return net, info.get("classes")

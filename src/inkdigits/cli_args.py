@@ -104,5 +104,5 @@ def train_command(args) -> str:
     if args.lr is not None:
         parts.append(f"--lr {args.lr}")
     parts += given_flags(args, DataSpec, ModelConfig, TrainConfig)
-    parts += [f"{flag(k)} {getattr(args, k)}" for k in ("threads", "classifier") if getattr(args, k) is not None]
+    parts += [f"{flag(k)} {getattr(args, k)}" for k in ("threads", "classifier", "minutes") if getattr(args, k) is not None]
     return " ".join(parts)

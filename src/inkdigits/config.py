@@ -9,11 +9,18 @@ be forgotten there.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from .errors import InkdigitsError
 
 DIGITS = [str(d) for d in range(10)]  # MNIST's class names, and the default of weights and sets without names
+
+
+# The recipe: how long a run trains and how D is kept from memorising, by the number of training images.
+DEFAULT_EPOCHS = 35  # what full MNIST needs (RESULTS section 5)
+MIN_STEPS = 3_000  # a small set needs this many updates however few its images (RESULTS section 11)
+MIN_EVAL_EVERY = 250  # steps: scoring every epoch of a small set cost half of its training time
+SMALL_DATA = 20_000  # training images below which ADA is on by default (RESULTS section 11)
 
 
 def option(default, help: str, lo=None, hi=None, choices=None, cli: bool = True, positive: bool = False,
@@ -43,15 +50,21 @@ class ModelConfig:
 class TrainConfig:
     """How a run trains: saved in its checkpoint and beside its exported generator."""
 
-    epochs: int = option(35, "epochs to train (with --resume: extend the run to this many)", 1, 10_000)
+    steps: int | None = option(None, "optimiser steps to train (default: the recipe for the data's size, see "
+                               "recipe()); with --resume: extend the run to this many", 1, 10**9)
+    epochs: int | None = option(None, "train this many epochs instead of --steps", 1, 10_000)
+    eval_every: int | None = option(None, "steps between validation scores, samples and checkpoints (default: one "
+                                    f"epoch, at least {MIN_EVAL_EVERY})", 1, 10**9)
     batch_size: int = option(64, "global batch (split over DDP processes)", 1, 65_536)
     lr_g: float = option(2e-4, "generator learning rate", positive=True)
     lr_d: float = option(2e-4, "discriminator learning rate", positive=True)
     beta1: float = option(0.0, "Adam beta1 of both networks", 0.0, 0.9999)
     beta2: float = option(0.999, "Adam beta2 of both networks", 0.0, 0.9999)
     loss: str = option("hinge", "GAN loss", choices=("hinge", "bce"))
-    augment: str = option("none", "DiffAugment policy for D's inputs", choices=("none", "translation",
-                                                                              "translation,cutout"))
+    augment: str = option("auto", "augment D's real and fake inputs: ada (adaptive, Karras et al. 2020), none, or "
+                          f"auto (ada below {SMALL_DATA:,} training images)", choices=("auto", "ada", "none"))
+    ada_target: float = option(0.6, "ADA raises the augmentation probability while E[sign(D(real))] is above this",
+                               -1.0, 1.0)
     r1_gamma: float = option(0.0, "R1 penalty on real images (0: off), applied lazily every 16 steps", 0.0, 1000.0)
     lr_decay_epochs: int = option(0, "decay both learning rates linearly to 0 over the last N epochs", 0, 10_000)
     ema_decay: float = option(0.999, "decay of the exported generator's moving average", 0.0, 0.9999)
@@ -107,8 +120,29 @@ def flag(name: str, cls=None) -> str:
     return "--" + name.replace("_", "-")
 
 
-# A resumed run may change only these; anything else would make it a different run.
-RESUMABLE = {"epochs"}
+# A resumed run may change only its length; the value given replaces the others listed with it.
+RESUMABLE = {"steps": ("epochs",), "epochs": ("steps",)}
+
+def recipe(cfg: TrainConfig, n_train: int, steps_per_epoch: int) -> tuple[TrainConfig, str]:
+    """``cfg`` with its length, evaluation cadence and augmentation filled in for ``n_train`` images, and one
+    line saying what was chosen and why. Values already set (by flags, or by the checkpoint) are kept."""
+    why = []
+    steps = cfg.steps
+    if cfg.epochs is not None:
+        steps, why = cfg.epochs * steps_per_epoch, [f"{cfg.epochs} epochs (--epochs)"]
+    elif steps is None:
+        steps = max(MIN_STEPS, DEFAULT_EPOCHS * steps_per_epoch)
+        why = [f"{DEFAULT_EPOCHS} epochs" if steps > MIN_STEPS else f"at least {MIN_STEPS:,} steps however small the set"]
+    eval_every = cfg.eval_every or max(MIN_EVAL_EVERY, steps_per_epoch)
+    augment = cfg.augment
+    if augment == "auto":
+        augment = "ada" if n_train < SMALL_DATA else "none"
+        why.append(f"{'ADA on' if augment == 'ada' else 'no augmentation'}: {n_train:,} images is "
+                   f"{'fewer' if augment == 'ada' else 'not fewer'} than {SMALL_DATA:,}")  # fmt: skip
+    resolved = replace(cfg, steps=steps, eval_every=eval_every, augment=augment)
+    line = (f"recipe: {steps:,} steps of {cfg.batch_size} ({steps / steps_per_epoch:.1f} epochs of {n_train:,} "
+            f"images), scored every {eval_every:,} steps, augmentation {augment}" + (f" ({'; '.join(why)})" if why else ""))
+    return resolved, line
 
 
 def from_dict(cls, data: dict, what: str):
@@ -134,6 +168,8 @@ def resolve(overrides: dict, checkpoint: dict | None = None, where: str = "check
     if unknown:
         raise InkdigitsError(f"unknown config fields {unknown}")
     if checkpoint is None:
+        if overrides.get("steps") is not None and overrides.get("epochs") is not None:
+            raise InkdigitsError("give --steps or --epochs, not both")
         model = from_dict(ModelConfig, {k: v for k, v in overrides.items() if k in model_keys}, "settings")
         train = from_dict(TrainConfig, {k: v for k, v in overrides.items() if k not in model_keys}, "settings")
         return model, train
@@ -144,6 +180,8 @@ def resolve(overrides: dict, checkpoint: dict | None = None, where: str = "check
         if value != getattr(target, key):
             check_resumable(key, value, getattr(target, key), where, type(target))
             setattr(target, key, value)
+            for other in RESUMABLE[key]:
+                setattr(target, other, None)
     return model, train
 
 

@@ -127,7 +127,7 @@ class Evaluator:
             "fid": frechet_distance(*stats(feats), *self.test_stats),
         }
         per_fid = [frechet_distance(*stats(feats[labels == c]), *self.test_class_stats[c])
-                   for c in range(k) if (labels == c).sum() > 1]  # fmt: skip
+                   for c in range(k) if (labels == c).sum() > 1 and (self.y_test == c).sum() > 1]  # fmt: skip
         out["fid_per_class"] = float(np.mean(per_fid)) if per_fid else float("nan")
         div = per_class_diversity(*self._subsample(feats, labels), k)
         present = [c for c in range(k) if (labels == c).sum() > 1]

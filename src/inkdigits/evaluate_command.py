@@ -13,6 +13,7 @@ from . import evaluate as ev
 from .cli_args import data_spec, given_flags
 from .config import DIGITS, ClassifierConfig, ClassifierTrainConfig, DataSpec, from_dict
 from .errors import InkdigitsError
+from .judge import RUN_CLASSIFIER
 from .resources import default_classifier
 
 
@@ -43,6 +44,10 @@ def evaluate_command(args) -> int:
         g = load_generator(args.weights)
     saved = (g.info.get("data") if g else None) or {}
     spec = data_spec(args, from_dict(DataSpec, saved, str(g.path) if g else "data"))
+    run_classifier = g.path.parent / RUN_CLASSIFIER if g else None
+    if spec.source != "mnist" and args.classifier is None and run_classifier and run_classifier.is_file():
+        args.classifier = run_classifier  # the judge its training run trained on the same data
+        print(f"reference classifier: {run_classifier} (from the training run)", file=sys.stderr)
     if spec.source != "mnist" and args.classifier is None:
         raise InkdigitsError(f"the shipped classifier knows only MNIST: pass --classifier for {spec.source} (train one "
                              f"with `inkdigits evaluate train-classifier --data {spec.source} --out PATH`)")  # fmt: skip

@@ -1,6 +1,6 @@
 """The conditional GAN's mathematics: losses, one training step, the moving average, sampling.
 
-    gan = ConditionalGAN(ModelConfig(), TrainConfig())
+    gan = ConditionalGAN(ModelConfig(), TrainConfig(augment="ada"))  # "auto" is resolved by config.recipe()
     losses = gan.train_step(images_uint8, labels)     # {"loss_d": ..., "loss_g": ...}
     images = gan.sample(z, labels)                    # uint8, from the moving-average generator
 
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .augment import AdaptiveAugment, augment
 from .config import ModelConfig, TrainConfig
 from .models import Discriminator, Generator, to_uint8, to_unit
 
@@ -29,31 +30,6 @@ def discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor, kind: str) ->
 
 def generator_loss(d_fake: torch.Tensor, kind: str) -> torch.Tensor:
     return -d_fake.mean() if kind == "hinge" else F.softplus(-d_fake).mean()
-
-
-def diff_augment(x: torch.Tensor, policy: str, gen: torch.Generator) -> torch.Tensor:
-    """Differentiable augmentation of D's inputs (Zhao et al. 2020), the same kind for real and fake, drawn
-    independently per image: "translation" shifts by up to 1/8 of the size, "cutout" blanks a square of half
-    the size. Background is -1 (black), so shifted-in pixels and cut-out squares are blank paper."""
-    if policy == "none":
-        return x
-    n, _, h, w = x.shape
-    if "translation" in policy:
-        r = max(1, round(h / 8))
-        shift = torch.randint(-r, r + 1, (2, n, 1, 1), generator=gen).to(x.device)
-        rows = torch.arange(h, device=x.device).view(1, h, 1) + shift[0] + r
-        cols = torch.arange(w, device=x.device).view(1, 1, w) + shift[1] + r
-        padded = F.pad(x, (r, r, r, r), value=-1.0)
-        x = padded[torch.arange(n, device=x.device).view(n, 1, 1), :, rows, cols].permute(0, 3, 1, 2)
-    if "cutout" in policy:
-        size = h // 2
-        corner = (torch.rand(2, n, 1, 1, generator=gen) * torch.tensor([h - size + 1, w - size + 1]).view(2, 1, 1, 1)).long()
-        corner = corner.to(x.device)
-        rows = torch.arange(h, device=x.device).view(1, h, 1)
-        cols = torch.arange(w, device=x.device).view(1, 1, w)
-        inside = (rows >= corner[0]) & (rows < corner[0] + size) & (cols >= corner[1]) & (cols < corner[1] + size)
-        x = torch.where(inside.unsqueeze(1), torch.full_like(x, -1.0), x)
-    return x
 
 
 R1_EVERY = 16  # lazy regularisation (StyleGAN2): the penalty every 16 steps, scaled by 16
@@ -81,12 +57,16 @@ class ConditionalGAN:
         self.G_train, self.D_train = self.G, self.D  # replaced by DDP wrappers in parallel runs
         self.average = None  # averages gradients over the ranks in parallel runs
         self.autocast = self.device.type == "cuda"
+        if config.augment not in ("ada", "none"):
+            raise ValueError(f"augment={config.augment!r}: give ada or none ('auto' is for config.recipe(), which knows the data's size)")
+        self.ada = AdaptiveAugment(config.augment == "ada", config.ada_target)
 
     def parallelize(self, wrap, average=None) -> None:
         """Train through ``wrap(G)`` and ``wrap(D)`` (e.g. DistributedDataParallel); state stays unwrapped.
         ``average(tensors)`` averages tensors over the ranks in place, for gradients taken past the wrappers."""
         self.G_train, self.D_train = wrap(self.G), wrap(self.D)
         self.average = average
+        self.ada.average = average
 
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """One discriminator and one generator update on uint8 images (N,H,W) and their labels (N,)."""
@@ -95,13 +75,14 @@ class ConditionalGAN:
         y_real = labels.to(self.device, non_blocking=True)
         z = torch.randn(n, self.model_config.latent_dim, generator=self.noise).to(self.device)
         y_fake = torch.randint(0, self.model_config.num_classes, (n,), generator=self.noise).to(self.device)
-        policy = self.config.augment
+        p = self.ada.p
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             fake = self.G_train(z, y_fake)
             # Real and fake share one D forward: half the kernel launches, one set of SN power iterations.
-            both = diff_augment(torch.cat([x, fake.detach().to(x.dtype)]), policy, self.noise)
+            both = augment(torch.cat([x, fake.detach().to(x.dtype)]), p, self.noise)
             d_out = self.D_train(both, torch.cat([y_real, y_fake])).float()
         loss_d = discriminator_loss(d_out[:n], d_out[n:], kind)
+        self.ada.observe(d_out[:n])
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         if self.config.r1_gamma > 0 and self.step % R1_EVERY == 0:
@@ -109,7 +90,7 @@ class ConditionalGAN:
         self.opt_d.step()
 
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            loss_g = generator_loss(self.D_train(diff_augment(fake, policy, self.noise), y_fake).float(), kind)
+            loss_g = generator_loss(self.D_train(augment(fake, p, self.noise), y_fake).float(), kind)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -157,12 +138,14 @@ class ConditionalGAN:
     def state_dict(self) -> dict:
         return {"G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "step": self.step,
-                "noise": self.noise.get_state()}  # fmt: skip
+                "noise": self.noise.get_state(), "ada": self.ada.state_dict()}  # fmt: skip
 
     def load_state_dict(self, state: dict, noise: bool = True) -> None:
         """``noise=False`` keeps this object's noise stream (a DDP rank's stream is not in rank 0's file)."""
         for name in ("G", "D", "G_ema", "opt_g", "opt_d"):
             getattr(self, name).load_state_dict(state[name])
         self.step = state["step"]
+        if "ada" in state:  # absent in checkpoints of inkdigits <= 0.2, which had no ADA
+            self.ada.load_state_dict(state["ada"])
         if noise:
             self.noise.set_state(state["noise"])

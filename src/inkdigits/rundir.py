@@ -1,8 +1,9 @@
 """A run folder and everything written into it, each file atomically:
 
-    checkpoint.pt               the whole training state, every epoch (and on SIGINT/SIGTERM)
-    metrics.jsonl               one line per epoch, rebuilt from the checkpoint's history
-    samples/epoch_NNN.png       fixed styles x every class
+    checkpoint.pt               the whole training state, at every evaluation (and on SIGINT/SIGTERM)
+    metrics.jsonl               one line per evaluation, rebuilt from the checkpoint's history
+    samples/step_NNNNNNN.png    fixed styles x every class
+    classifier.safetensors+.json  the reference classifier, on data other than MNIST (judge.py)
     loss.png                    losses, and validation FID / class accuracy against wall time
     generator.safetensors+.json the exported EMA generator (best validation FID, or the last epoch)
     generator_last.*            the latest EMA generator
@@ -56,7 +57,7 @@ class RunDir:
     def load_checkpoint(self) -> dict:
         try:
             state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
-            missing = {"model", "train", "gan", "epoch", "step_in_epoch", "history"} - set(state)
+            missing = {"model", "train", "gan", "history"} - set(state)
         except Exception as e:
             raise InkdigitsError(f"{self.checkpoint}: cannot read checkpoint ({type(e).__name__}: {e})") from None
         if missing:
@@ -68,8 +69,8 @@ class RunDir:
         # Rebuilt from the checkpoint's history, so a kill between the two writes cannot duplicate an epoch.
         atomic_write_text(self.path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in state["history"]))
 
-    def save_samples(self, images, epoch: int, ncols: int) -> None:
-        im.save_png(im.grid(images, ncols=ncols), self.path / "samples" / f"epoch_{epoch:03d}.png", scale=2)
+    def save_samples(self, images, step: int, ncols: int) -> None:
+        im.save_png(im.grid(images, ncols=ncols), self.path / "samples" / f"step_{step:07d}.png", scale=2)
 
     def export(self, net: torch.nn.Module, info: dict, best: bool) -> None:
         """The latest generator always; ``generator.safetensors`` too when it is the one to ship."""
@@ -83,13 +84,13 @@ class RunDir:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        epochs = [r["epoch"] for r in history]
+        steps = [r["step"] for r in history]
         scored = [r for r in history if r.get("fid") is not None]
         fig, axes = plt.subplots(1, 2 if scored else 1, figsize=(11 if scored else 6, 4), squeeze=False)
         ax = axes[0][0]
-        ax.plot(epochs, [r["loss_d"] for r in history], label="discriminator")
-        ax.plot(epochs, [r["loss_g"] for r in history], label="generator")
-        ax.set(xlabel="epoch", ylabel="loss", title="GAN losses")
+        ax.plot(steps, [r["loss_d"] for r in history], label="discriminator")
+        ax.plot(steps, [r["loss_g"] for r in history], label="generator")
+        ax.set(xlabel="step", ylabel="loss", title="GAN losses")
         ax.legend()
         if scored:
             ax = axes[0][1]

@@ -1,0 +1,156 @@
+"""How much data does inkdigits need? Small labelled sets trained the user's way, judged against held-out images.
+
+    python benchmarks/small_data.py                            # mnist100, mnist500, shapes; the default recipe
+    python benchmarks/small_data.py --sets mnist100 --set augment=none      # one change, for RESULTS.md
+    python benchmarks/small_data.py --sets shapes --minutes 5                # the --minutes budget
+
+Each set is written to disk as a user would bring it and trained with `inkdigits train --data SET --out RUN`
+in a subprocess (the default recipe: its own reference classifier for non-MNIST data, ADA, the step budget):
+- mnist100 / mnist500: 100 or 500 MNIST training images per class, stratified and seeded, in an .npz;
+- shapes: 4 classes x 800 drawn shapes (benchmarks/own_data.py's drawings) as class folders of PNGs.
+The exported generator is judged by a classifier trained separately from the run (the shipped MNIST one; for
+shapes, one trained on 4 x 1000 other drawings) against held-out real images (the MNIST test set; 4 x 500 other
+drawings): class accuracy, FID / real, precision and recall. Prints one Markdown table.
+"""
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from own_data import draw  # noqa: E402
+
+from inkdigits import classifier as clf  # noqa: E402
+from inkdigits import data, load_generator  # noqa: E402
+from inkdigits import evaluate as ev  # noqa: E402
+from inkdigits.config import ClassifierConfig, ClassifierTrainConfig  # noqa: E402
+from inkdigits.data import Dataset  # noqa: E402
+
+SHAPES = ["circle", "cross", "square", "triangle"]
+SETS = ("mnist100", "mnist500", "shapes")
+
+
+def mnist_subset(mnist, per_class: int, path: Path, seed: int = 0) -> Path:
+    """``per_class`` images of every digit from MNIST train, shuffled, with MNIST test as the test split."""
+    rng = np.random.default_rng(seed)
+    y = mnist.y_train.numpy()
+    idx = np.concatenate([rng.choice(np.flatnonzero(y == d), per_class, replace=False) for d in range(10)])
+    idx = rng.permutation(idx)
+    np.savez(path, x_train=mnist.x_train.numpy()[idx], y_train=y[idx], x_test=mnist.x_test.numpy(),
+             y_test=mnist.y_test.numpy())  # fmt: skip
+    return path
+
+
+def shapes_arrays(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = np.stack([draw(s, rng) for s in SHAPES for _ in range(per_class)])
+    return x, np.repeat(np.arange(len(SHAPES)), per_class)
+
+
+def shapes_folders(root: Path, per_class: int, seed: int = 0) -> Path:
+    x, y = shapes_arrays(per_class, seed)
+    for k, name in enumerate(SHAPES):
+        (root / name).mkdir(parents=True)
+        for i, img in enumerate(x[y == k]):
+            Image.fromarray(img).save(root / name / f"{i:05d}.png")
+    return root
+
+
+def shapes_judge(per_class: int):
+    """Real shapes the run never sees (reference and test), and a classifier trained on them alone."""
+    xr, yr = shapes_arrays(per_class, seed=1)
+    xt, yt = shapes_arrays(max(1, per_class // 2), seed=2)
+    t = {k: torch.from_numpy(v) for k, v in {"xr": xr, "yr": yr, "xt": xt, "yt": yt}.items()}
+    real = Dataset(t["xr"], t["yr"].long(), t["xt"], t["yt"].long(), "shapes (held out)", SHAPES)
+    model = clf.train_classifier(xr, yr, ClassifierTrainConfig(epochs=5), ClassifierConfig(num_classes=len(SHAPES)))
+    return real, model
+
+
+def train_run(source: Path, out: Path, threads: int, sets: list[str], minutes: float | None) -> tuple[float, str]:
+    cmd = [sys.executable, "-m", "inkdigits", "train", "--data", str(source), "--out", str(out),
+           "--threads", str(threads)]  # fmt: skip
+    for item in sets:
+        key, value = item.split("=", 1)
+        cmd += [f"--{key.replace('_', '-')}", value]
+    if minutes:
+        cmd += ["--minutes", str(minutes)]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"training failed ({' '.join(cmd)}):\n{done.stderr[-3000:]}")
+    recipe = next((line for line in done.stderr.splitlines() if line.startswith("recipe:")), "?")
+    return time.perf_counter() - t0, recipe
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, of {', '.join(SETS)}")
+    p.add_argument("--set", action="append", default=[], help="a train flag as KEY=VALUE (augment=none, steps=6000)")
+    p.add_argument("--minutes", type=float, help="pass --minutes to the training run")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--keep", type=Path, help="keep the data and runs in this folder")
+    p.add_argument("--dry-run", action="store_true", help="tiny sets and a tiny model for a few steps")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    names = [s for s in args.sets.split(",") if s]
+    unknown = sorted(set(names) - set(SETS))
+    if unknown:
+        raise SystemExit(f"unknown set {unknown[0]} (choose from {', '.join(SETS)})")
+    sets = list(args.set)
+    if args.dry_run:
+        sets += ["g_width=8", "d_width=8", "steps=6", "eval_every=3", "batch_size=16", "eval_per_class=5"]
+    work = args.keep or Path(tempfile.mkdtemp(prefix="small-data-"))
+    work.mkdir(parents=True, exist_ok=True)
+    per_class_eval = 20 if args.dry_run else 1000
+    mnist = None
+    rows = []
+    for name in names:
+        run = work / f"run-{name}"
+        if name.startswith("mnist"):
+            mnist = mnist or data.load_mnist()
+            per_class = 10 if args.dry_run else int(name[5:])
+            source = mnist_subset(mnist, per_class, work / f"{name}.npz")
+            real, judge = mnist, clf.load_classifier()
+            n_images = 10 * per_class
+        else:
+            per_class = 20 if args.dry_run else 800
+            source = shapes_folders(work / name, per_class)
+            real, judge = shapes_judge(50 if args.dry_run else 1000)
+            n_images = len(SHAPES) * per_class
+            per_class_eval = 20 if args.dry_run else 500
+        seconds, recipe = train_run(source, run, args.threads, sets, args.minutes)
+        g = load_generator(run / "generator.safetensors")
+        labels = np.repeat(np.arange(g.num_classes), per_class_eval)
+        result = ev.run_evaluation(g.generate(labels, seed=0), labels, real, judge, per_class_ref=per_class_eval,
+                                   log=lambda m: None)  # fmt: skip
+        s, r = result["samples"], result["reference"]
+        info = json.loads((run / "generator.json").read_text())
+        worst = min(s["class_acc_per_digit"])
+        rows.append((name, n_images, seconds / 60, info["step"], s, r, worst, recipe))
+        if not args.keep:
+            shutil.rmtree(run, ignore_errors=True)
+    flags = " ".join(f"--{x.split('=')[0].replace('_', '-')} {x.split('=', 1)[1]}" for x in args.set) or "(defaults)"
+    print(f"`inkdigits train --data SET {flags}{f' --minutes {args.minutes:g}' if args.minutes else ''}`, "
+          f"{args.threads} threads; judged against held-out real images ({per_class_eval}/class)\n")
+    print("| set | images | minutes | exported step | class acc | worst class | FID / real | precision | recall |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, n, minutes, step, s, _reference, worst, _ in rows:
+        print(f"| {name} | {n:,} | {minutes:.1f} | {step:,} | {s['class_acc']:.2%} | {worst:.2%} | "
+              f"{s['fid_ratio']:.1f}x | {s['precision']:.3f} | {s['recall']:.3f} |")
+    print()
+    for name, *_, recipe in rows:
+        print(f"{name}: {re.sub(r'^recipe: ', '', recipe)}")
+
+
+if __name__ == "__main__":
+    main()

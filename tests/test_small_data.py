@@ -1,0 +1,203 @@
+"""Small data sets: the recipe, the run's own judge (reference classifier), ADA, and --minutes."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_MODEL, TINY_TRAIN, synthetic_arrays
+
+from inkdigits import augment, cli
+from inkdigits.augment import ADA_INTERVAL, AdaptiveAugment
+from inkdigits.config import MIN_EVAL_EVERY, MIN_STEPS, SMALL_DATA, ModelConfig, TrainConfig, recipe
+from inkdigits.errors import InkdigitsError
+from inkdigits.gan import ConditionalGAN
+from inkdigits.judge import RUN_CLASSIFIER
+from inkdigits.rundir import CHECKPOINT
+from inkdigits.train import train
+
+RUN = {**{k: v for k, v in TINY_TRAIN.items() if k != "epochs"}, "eval_per_class": 5, "eval_every": 4, "steps": 8}
+
+
+@pytest.fixture
+def own_npz(tmp_path):
+    """The synthetic digits as a user's own .npz (no test split: inkdigits holds one out)."""
+    arrays = synthetic_arrays(n_train=400)
+    path = tmp_path / "mine.npz"
+    np.savez(path, images=arrays["x_train"], labels=arrays["y_train"])
+    return path
+
+
+def test_recipe_gives_small_sets_enough_steps_and_ada_and_full_mnist_its_old_length():
+    small, line = recipe(TrainConfig(), n_train=900, steps_per_epoch=14)
+    assert (small.steps, small.eval_every, small.augment) == (MIN_STEPS, MIN_EVAL_EVERY, "ada")
+    assert line.startswith("recipe: 3,000 steps") and "ADA on: 900 images" in line
+    full, line = recipe(TrainConfig(), n_train=55_000, steps_per_epoch=859)
+    assert (full.steps, full.eval_every, full.augment) == (35 * 859, 859, "none")
+    assert f"not fewer than {SMALL_DATA:,}" in line
+    given, _ = recipe(TrainConfig(epochs=3, augment="none", eval_every=7), n_train=900, steps_per_epoch=14)
+    assert (given.steps, given.eval_every, given.augment) == (42, 7, "none")
+
+
+def test_own_data_gets_its_own_classifier_used_for_selection_and_reused_on_resume(own_npz, tmp_path, capsys):
+    out = tmp_path / "run"
+    history = train(out, RUN, data={"source": str(own_npz)}, device="cpu").history
+    err = capsys.readouterr().err
+    assert err.splitlines()[1].startswith("recipe: 8 steps")  # after the note on the held-out test split
+    assert "reference classifier: trained on the" in err and str(out / RUN_CLASSIFIER) in err
+    info = json.loads((out / "classifier.json").read_text())
+    assert info["classes"] == [str(d) for d in range(10)] and 0 <= info["validation_accuracy"] <= 1
+    assert [r["step"] for r in history] == [4, 8] and all(r["fid"] >= 0 for r in history)
+    best = min(history, key=lambda r: r["fid"])
+    exported = json.loads((out / "generator.json").read_text())
+    assert (exported["step"], exported["selected_by"]) == (best["step"], "best validation FID")
+
+    weights = (out / RUN_CLASSIFIER).read_bytes()
+    resumed = train(out, {"steps": 12}, resume=True, device="cpu").history
+    err = capsys.readouterr().err
+    assert "reusing" in err and "trained on the" not in err
+    assert (out / RUN_CLASSIFIER).read_bytes() == weights and resumed[-1]["step"] == 12
+    # `inkdigits evaluate` of the run's generator finds the run's judge beside it
+    assert cli.main(["evaluate", "--weights", str(out / "generator.safetensors"), "--per-class", "5", "--json",
+                     "--no-reference", "--threads", "1"]) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    assert f"reference classifier: {out / RUN_CLASSIFIER}" in captured.err
+    assert len(json.loads(captured.out)["samples"]["class_acc_per_digit"]) == 10
+
+
+def test_classifier_none_trains_without_scores_and_says_so(own_npz, tmp_path, capsys):
+    history = train(tmp_path / "run", RUN, data={"source": str(own_npz)}, device="cpu", classifier="none").history
+    assert "WARNING: per-step scores are off (--classifier none)" in capsys.readouterr().err
+    assert all(r["fid"] is None for r in history) and not (tmp_path / "run" / RUN_CLASSIFIER).exists()
+
+
+def test_a_classifier_for_other_classes_is_refused(own_npz, tmp_path, capsys):
+    from inkdigits import classifier as clf
+
+    arrays = synthetic_arrays(n_train=100)
+    model = clf.train_classifier(arrays["x_train"], arrays["y_train"], clf.ClassifierTrainConfig(epochs=1))
+    names = list("abcdefghij")
+    clf.save_classifier(model, tmp_path / "c.safetensors", {"classes": names})
+    argv = ["train", "--data", str(own_npz), "--out", str(tmp_path / "run"), "--classifier", str(tmp_path / "c.safetensors"),
+            "--g-width", "8", "--d-width", "8", "--steps", "2", "--threads", "1"]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "a classifier for classes a, b, c, d, e, f, ... (10), but the data's are 0, 1" in err
+    assert err.splitlines()[-1].startswith("inkdigits: error: ") and "Traceback" not in err
+    assert not (tmp_path / "run" / CHECKPOINT).exists()
+
+
+def test_a_class_too_small_for_a_classifier_is_one_line(tmp_path, capsys):
+    arrays = synthetic_arrays(n_train=300)
+    x, y = arrays["x_train"], arrays["y_train"].astype(np.int64)
+    keep = (y != 3) | (np.cumsum(y == 3) <= 1)  # one image of class 3 in all
+    np.savez(tmp_path / "few.npz", x_train=x[keep], y_train=y[keep], x_test=x[:20], y_test=y[:20])
+    argv = ["train", "--data", str(tmp_path / "few.npz"), "--out", str(tmp_path / "run"), "--steps", "2",
+            "--g-width", "8", "--d-width", "8", "--threads", "1"]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "class '3' has" in err and "at least 2 per class" in err
+    assert err.splitlines()[-1].startswith("inkdigits: error: ") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "x"])
+def test_minutes_must_be_a_positive_number(tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--out", str(tmp_path / "run"), "--minutes", value])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "--minutes" in err and len(err.splitlines()) == 1 and not (tmp_path / "run").exists()
+    with pytest.raises(InkdigitsError, match="--minutes"):
+        train(tmp_path / "api", minutes=0)
+
+
+def test_minutes_stops_in_time_exports_the_best_and_resume_goes_on(own_npz, tmp_path, capsys):
+    out = tmp_path / "run"
+    t0 = time.monotonic()
+    first = train(out, {**RUN, "steps": 1_000_000, "eval_every": 10}, data={"source": str(own_npz)}, device="cpu",
+                  minutes=0.1)  # fmt: skip
+    took = time.monotonic() - t0
+    assert first.gan.step < 1_000_000 and first.history[-1]["step"] == first.gan.step
+    assert took < 6 + 30  # the budget, plus one evaluation and the process's own slack on a loaded machine
+    assert "--minutes 0.1: stopped at step" in capsys.readouterr().err
+    best = min(first.history, key=lambda r: r["fid"])
+    assert json.loads((out / "generator.json").read_text())["step"] == best["step"]
+    step = first.gan.step
+    resumed = train(out, {"steps": step + 3}, resume=True, device="cpu", quiet=True)
+    assert resumed.gan.step == step + 3 and resumed.history[-1]["step"] == step + 3
+
+
+def ada_after(signal: float, steps: int, start_p: float = 0.0) -> list[float]:
+    ada = AdaptiveAugment(enabled=True, target=0.6)
+    ada.p = start_p
+    ps = []
+    for _ in range(steps):
+        ada.observe(torch.full((64,), signal))
+        ps.append(ada.p)
+    return ps
+
+
+def test_ada_raises_p_while_d_is_sure_of_real_images_and_lowers_it_when_not():
+    rising = ada_after(+1.0, 40 * ADA_INTERVAL)  # D calls every real image real: it has memorised them
+    assert rising[-1] > rising[ADA_INTERVAL] > 0 and rising == sorted(rising)
+    falling = ada_after(-1.0, 40 * ADA_INTERVAL, start_p=0.5)
+    assert falling[-1] < 0.5 and falling == sorted(falling, reverse=True)
+    assert ada_after(-1.0, 10 * ADA_INTERVAL) == [0.0] * (10 * ADA_INTERVAL)  # never below 0
+    off = AdaptiveAugment(enabled=False, target=0.6)
+    for _ in range(ADA_INTERVAL):
+        off.observe(torch.ones(8))
+    assert off.p == 0 and off.last_rt == 1.0  # still reports how much D overfits
+
+
+def test_ada_p_rises_when_a_gan_memorises_a_few_images():
+    gan = ConditionalGAN(ModelConfig(**TINY_MODEL), TrainConfig(augment="ada", lr_d=2e-3, seed=1))
+    x, y = torch.from_numpy(synthetic_arrays(n_train=16)["x_train"]), torch.arange(16) % 10
+    for _ in range(200):
+        gan.train_step(x, y)
+    assert gan.ada.last_rt > 0.6 and gan.ada.p > 0
+
+
+def test_real_and_fake_images_get_the_same_kind_of_augmentation(monkeypatch):
+    gan = ConditionalGAN(ModelConfig(**TINY_MODEL), TrainConfig(augment="ada"))
+    gan.ada.p = 1.0
+    seen = []
+    original = gan.D.forward
+
+    def spy(x, y):
+        seen.append(x.detach().clone())
+        return original(x, y)
+
+    monkeypatch.setattr(gan.D, "forward", spy)
+    monkeypatch.setattr(gan.G, "forward", lambda z, y: torch.ones(len(z), 1, 28, 28, requires_grad=True))
+    gan.train_step(torch.full((32, 28, 28), 255, dtype=torch.uint8), torch.arange(32) % 10)
+    both, fake_for_g = seen[0], seen[1]
+    real, fake = both[:32], both[32:]
+    # The same all-ink image on both sides: every transform shows as the same statistics in each half.
+    for images in (real, fake, fake_for_g):
+        blank = (images < -0.99).flatten(1).sum(1).float()
+        assert (blank > 0).float().mean() > 0.9  # shifted-in rows and cut-out squares on nearly every image
+        assert images.flatten(1).max(1).values.std() > 0  # brightness and contrast drawn per image
+    assert abs(real.mean() - fake.mean()) < 0.15
+
+
+def test_augment_shifts_and_cuts_on_black_keeps_gradients_and_is_seeded():
+    x = torch.full((16, 1, 28, 28), 1.0, requires_grad=True)
+    out = augment.augment(x, 1.0, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    side = round(28 * augment.CUTOUT)
+    assert ((out == -1).flatten(1).sum(1) >= side * side - 28 * augment.SHIFT * 2).all()
+    out.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert torch.equal(augment.augment(x, 1.0, torch.Generator().manual_seed(0)), out)
+    assert augment.augment(x, 0.0, torch.Generator()) is x
+
+
+def test_resume_restores_the_ada_probability_exactly(own_npz, tmp_path):
+    data, run = {"source": str(own_npz)}, {**RUN, "ada_target": -1.0}  # p rises at every adjustment: state to lose
+    straight = train(tmp_path / "a", {**run, "steps": 10}, data=data, device="cpu", quiet=True)
+    train(tmp_path / "b", {**run, "steps": 6}, data=data, device="cpu", quiet=True)
+    resumed = train(tmp_path / "b", {"steps": 10}, resume=True, device="cpu", quiet=True)
+    assert resumed.gan.ada.state_dict() == straight.gan.ada.state_dict() and straight.gan.ada.p > 0
+    for k, v in straight.gan.G_ema.state_dict().items():
+        torch.testing.assert_close(resumed.gan.G_ema.state_dict()[k], v, rtol=0, atol=0)
