@@ -63,8 +63,8 @@ def evaluate_command(args) -> int:
     else:
         images, labels = ev.load_samples(args.samples, k, size)
         name = str(args.samples)
-    dataset = datasets.load(spec)
-    log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+    log = (lambda m: print(m, file=sys.stderr)) if args.json else print  # --json: stdout holds the JSON alone
+    dataset = datasets.load(spec, log)
     result = ev.run_evaluation(images, labels, dataset, classifier, with_cas=args.cas,
                                reference=not args.no_reference, log=log)  # fmt: skip
     if args.json:
