@@ -15,7 +15,6 @@ drawings): class accuracy, FID / real, precision and recall. Prints one Markdown
 
 import argparse
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -81,14 +80,15 @@ def train_run(source: Path, out: Path, threads: int, sets: list[str], minutes: f
            "--threads", str(threads)]  # fmt: skip
     for item in sets:
         key, value = item.split("=", 1)
-        cmd += [f"--{key.replace('_', '-')}", value]
+        flag = f"--{key.replace('_', '-')}"
+        cmd += [flag] if value == "true" else [flag, value]  # a switch such as d_minibatch_std=true
     if minutes:
         cmd += ["--minutes", str(minutes)]
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"training failed ({' '.join(cmd)}):\n{done.stderr[-3000:]}")
-    recipe = next((line for line in done.stderr.splitlines() if line.startswith("recipe:")), "?")
+    recipe = next((line for line in done.stderr.splitlines() if line.startswith("recipe ")), "?")
     return time.perf_counter() - t0, recipe
 
 
@@ -149,7 +149,7 @@ def main():
               f"{s['fid_ratio']:.1f}x | {s['precision']:.3f} | {s['recall']:.3f} |")
     print()
     for name, *_, recipe in rows:
-        print(f"{name}: {re.sub(r'^recipe: ', '', recipe)}")
+        print(f"{name}: {recipe}")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ def main():
     mnist = data.load_mnist()
     model_cfg, cfg = resolve(overrides)
     x, y, x_val, y_val = split(mnist, cfg)
-    cfg, _ = recipe(cfg, len(x), len(x) // cfg.batch_size)  # augment auto -> what `inkdigits train` picks
+    model_cfg, cfg, _ = recipe(model_cfg, cfg, len(x), len(x) // cfg.batch_size, set(overrides))  # as `train` picks
     gan = ConditionalGAN(model_cfg, cfg)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
     start = time.perf_counter()

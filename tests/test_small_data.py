@@ -29,22 +29,28 @@ def own_npz(tmp_path):
     return path
 
 
-def test_recipe_gives_small_sets_enough_steps_and_ada_and_full_mnist_its_old_length():
-    small, line = recipe(TrainConfig(), n_train=900, steps_per_epoch=14)
+def test_recipe_gives_small_sets_steps_ada_minibatch_std_and_decay_and_full_mnist_its_old_recipe():
+    model, small, line = recipe(ModelConfig(), TrainConfig(), n_train=900, steps_per_epoch=14)
     assert (small.steps, small.eval_every, small.augment) == (MIN_STEPS, MIN_EVAL_EVERY, "ada")
-    assert line.startswith("recipe: 3,000 steps") and "ADA on: 900 images" in line
-    full, line = recipe(TrainConfig(), n_train=55_000, steps_per_epoch=859)
-    assert (full.steps, full.eval_every, full.augment) == (35 * 859, 859, "none")
+    assert small.lr_decay_epochs == 71 and model.d_minibatch_std  # the last third: 994 of 3,000 steps
+    assert line.startswith("recipe for 900 training images (a small set, fewer than 20,000): 3,000 steps of 64")
+    assert "augmentation ada, minibatch std in D, learning rates decayed to 0 over the last 994 steps" in line
+    model, full, line = recipe(ModelConfig(), TrainConfig(), n_train=55_000, steps_per_epoch=859)
+    assert (full.steps, full.eval_every, full.augment, full.lr_decay_epochs) == (35 * 859, 859, "none", 0)
+    assert model == ModelConfig() and line.endswith("scored every 859 steps; augmentation none")
     assert f"not fewer than {SMALL_DATA:,}" in line
-    given, _ = recipe(TrainConfig(epochs=3, augment="none", eval_every=7), n_train=900, steps_per_epoch=14)
-    assert (given.steps, given.eval_every, given.augment) == (42, 7, "none")
+    # what flags set is kept, and a resumed run's model is the checkpoint's
+    flags = TrainConfig(epochs=3, augment="none", eval_every=7, lr_decay_epochs=0)
+    model, given, _ = recipe(ModelConfig(), flags, n_train=900, steps_per_epoch=14, given={"d_minibatch_std"})
+    assert (given.steps, given.eval_every, given.augment, given.lr_decay_epochs) == (42, 7, "none", 0)
+    assert not model.d_minibatch_std and not recipe(ModelConfig(), TrainConfig(), 900, 14, None)[0].d_minibatch_std
 
 
 def test_own_data_gets_its_own_classifier_used_for_selection_and_reused_on_resume(own_npz, tmp_path, capsys):
     out = tmp_path / "run"
     history = train(out, RUN, data={"source": str(own_npz)}, device="cpu").history
     err = capsys.readouterr().err
-    assert err.splitlines()[1].startswith("recipe: 8 steps")  # after the note on the held-out test split
+    assert err.splitlines()[1].startswith("recipe for 296 training images")  # after the note on the test split
     assert "reference classifier: trained on the" in err and str(out / RUN_CLASSIFIER) in err
     info = json.loads((out / "classifier.json").read_text())
     assert info["classes"] == [str(d) for d in range(10)] and 0 <= info["validation_accuracy"] <= 1
@@ -194,10 +200,24 @@ def test_augment_shifts_and_cuts_on_black_keeps_gradients_and_is_seeded():
 
 
 def test_resume_restores_the_ada_probability_exactly(own_npz, tmp_path):
-    data, run = {"source": str(own_npz)}, {**RUN, "ada_target": -1.0}  # p rises at every adjustment: state to lose
+    data = {"source": str(own_npz)}
+    # p rises at every adjustment, so there is state to lose; no decay, whose length a shorter run would change
+    run = {**RUN, "ada_target": -1.0, "lr_decay_epochs": 0}
     straight = train(tmp_path / "a", {**run, "steps": 10}, data=data, device="cpu", quiet=True)
     train(tmp_path / "b", {**run, "steps": 6}, data=data, device="cpu", quiet=True)
     resumed = train(tmp_path / "b", {"steps": 10}, resume=True, device="cpu", quiet=True)
     assert resumed.gan.ada.state_dict() == straight.gan.ada.state_dict() and straight.gan.ada.p > 0
     for k, v in straight.gan.G_ema.state_dict().items():
         torch.testing.assert_close(resumed.gan.G_ema.state_dict()[k], v, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("half", [8, 6, 3])
+def test_minibatch_std_sees_each_half_of_the_batch_alone(half):
+    from inkdigits.models import Discriminator, group_std
+
+    alike, varied = torch.zeros(half, 4, 7, 7), torch.randn(half, 4, 7, 7)  # a collapsed G beside real variety
+    spread = group_std(torch.cat([alike, varied]))[:, 0, 0, 0]
+    assert (spread[:half] < 1e-3).all()  # no group mixes the two halves
+    assert (spread[half:] > 0.1).all() or half % 2  # an odd half has groups of 1, which carry no spread
+    d = Discriminator(ModelConfig(**TINY_MODEL, d_minibatch_std=True))
+    assert d(torch.randn(2 * half, 1, 28, 28), torch.arange(2 * half) % 10).shape == (2 * half,)

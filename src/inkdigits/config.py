@@ -20,7 +20,9 @@ DIGITS = [str(d) for d in range(10)]  # MNIST's class names, and the default of 
 DEFAULT_EPOCHS = 35  # what full MNIST needs (RESULTS section 5)
 MIN_STEPS = 3_000  # a small set needs this many updates however few its images (RESULTS section 11)
 MIN_EVAL_EVERY = 250  # steps: scoring every epoch of a small set cost half of its training time
-SMALL_DATA = 20_000  # training images below which ADA is on by default (RESULTS section 11)
+SMALL_DATA = 20_000  # training images below which the small-set recipe applies (RESULTS section 11)
+SMALL_DATA_DECAY = 1 / 3  # share of a small set's run over which the learning rates fall to 0
+SMALL_DATA_MODEL = {"d_minibatch_std": True}  # a small set's generator collapses to one image per class without it
 
 
 def option(default, help: str, lo=None, hi=None, choices=None, cli: bool = True, positive: bool = False,
@@ -38,6 +40,8 @@ class ModelConfig:
     g_width: int = option(48, "generator channels at full size (x2, x4 at the smaller stages)", 1, 1024)
     d_width: int = option(48, "discriminator channels at half size (x2, x4 deeper)", 1, 1024)
     embed_dim: int = option(16, "size of the label embedding concatenated to z", 1, 1024)
+    d_minibatch_std: bool = option(False, "discriminator sees each group of 4 images' feature spread (ProGAN's "
+                                   "minibatch std), so it can tell a generator that ignores its noise")
     num_classes: int = option(10, "number of classes", 2, 100, cli=False)
     image_size: int = option(28, "image height and width in pixels (a multiple of 4)", 16, 64, cli=False)
 
@@ -66,7 +70,8 @@ class TrainConfig:
     ada_target: float = option(0.6, "ADA raises the augmentation probability while E[sign(D(real))] is above this",
                                -1.0, 1.0)
     r1_gamma: float = option(0.0, "R1 penalty on real images (0: off), applied lazily every 16 steps", 0.0, 1000.0)
-    lr_decay_epochs: int = option(0, "decay both learning rates linearly to 0 over the last N epochs", 0, 10_000)
+    lr_decay_epochs: int | None = option(None, "decay both learning rates linearly to 0 over the last N epochs "
+                                         "(default: a small set's last third, else 0)", 0, 10_000)
     ema_decay: float = option(0.999, "decay of the exported generator's moving average", 0.0, 0.9999)
     ema_start: int = option(1000, "steps before the moving average starts (a copy until then)", 0, 10**9)
     seed: int = option(0, "seed of weights, batches and noise", 0, 2**63 - 1)
@@ -123,26 +128,33 @@ def flag(name: str, cls=None) -> str:
 # A resumed run may change only its length; the value given replaces the others listed with it.
 RESUMABLE = {"steps": ("epochs",), "epochs": ("steps",)}
 
-def recipe(cfg: TrainConfig, n_train: int, steps_per_epoch: int) -> tuple[TrainConfig, str]:
-    """``cfg`` with its length, evaluation cadence and augmentation filled in for ``n_train`` images, and one
-    line saying what was chosen and why. Values already set (by flags, or by the checkpoint) are kept."""
-    why = []
-    steps = cfg.steps
+def recipe(model: ModelConfig, cfg: TrainConfig, n_train: int, steps_per_epoch: int,
+           given: set[str] | None = frozenset()) -> tuple[ModelConfig, TrainConfig, str]:  # fmt: skip
+    """The run's configs with what depends on the data's size filled in, and one line saying what was chosen and
+    why. Values already set (by flags, or by the checkpoint) are kept; ``given`` names the model fields set by
+    flags (None for a resumed run, whose model is the checkpoint's)."""
+    small = n_train < SMALL_DATA
     if cfg.epochs is not None:
-        steps, why = cfg.epochs * steps_per_epoch, [f"{cfg.epochs} epochs (--epochs)"]
-    elif steps is None:
+        steps, length = cfg.epochs * steps_per_epoch, "--epochs"
+    elif cfg.steps is not None:
+        steps, length = cfg.steps, "--steps"
+    else:
         steps = max(MIN_STEPS, DEFAULT_EPOCHS * steps_per_epoch)
-        why = [f"{DEFAULT_EPOCHS} epochs" if steps > MIN_STEPS else f"at least {MIN_STEPS:,} steps however small the set"]
+        length = f"{DEFAULT_EPOCHS} epochs" if steps > MIN_STEPS else f"at least {MIN_STEPS:,} steps however small the set"
     eval_every = cfg.eval_every or max(MIN_EVAL_EVERY, steps_per_epoch)
-    augment = cfg.augment
-    if augment == "auto":
-        augment = "ada" if n_train < SMALL_DATA else "none"
-        why.append(f"{'ADA on' if augment == 'ada' else 'no augmentation'}: {n_train:,} images is "
-                   f"{'fewer' if augment == 'ada' else 'not fewer'} than {SMALL_DATA:,}")  # fmt: skip
-    resolved = replace(cfg, steps=steps, eval_every=eval_every, augment=augment)
-    line = (f"recipe: {steps:,} steps of {cfg.batch_size} ({steps / steps_per_epoch:.1f} epochs of {n_train:,} "
-            f"images), scored every {eval_every:,} steps, augmentation {augment}" + (f" ({'; '.join(why)})" if why else ""))
-    return resolved, line
+    augment = ("ada" if small else "none") if cfg.augment == "auto" else cfg.augment
+    decay = cfg.lr_decay_epochs
+    if decay is None:  # a small set's learning rates fall to 0 over the last third: its GAN oscillates
+        decay = max(1, round(steps * SMALL_DATA_DECAY / steps_per_epoch)) if small else 0
+    if small and given is not None:
+        model = replace(model, **{k: v for k, v in SMALL_DATA_MODEL.items() if k not in given})
+    size = f"a small set, fewer than {SMALL_DATA:,}" if small else f"not fewer than {SMALL_DATA:,}"
+    extras = [f"augmentation {augment}"] + (["minibatch std in D"] if model.d_minibatch_std else [])
+    if decay:
+        extras.append(f"learning rates decayed to 0 over the last {min(steps, decay * steps_per_epoch):,} steps")
+    line = (f"recipe for {n_train:,} training images ({size}): {steps:,} steps of {cfg.batch_size} "
+            f"({steps / steps_per_epoch:.1f} epochs; {length}), scored every {eval_every:,} steps; " + ", ".join(extras))
+    return model, replace(cfg, steps=steps, eval_every=eval_every, augment=augment, lr_decay_epochs=decay), line
 
 
 def from_dict(cls, data: dict, what: str):

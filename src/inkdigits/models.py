@@ -18,6 +18,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from .config import ClassifierConfig, ModelConfig
 
+MBSTD_GROUP = 4
+
 
 def lookup(table: nn.Embedding, y: torch.Tensor) -> torch.Tensor:
     """Embedding of class indices (N,), or a blend of classes given as weights (N, 10) (for morphing)."""
@@ -79,15 +81,30 @@ class Discriminator(nn.Module):
         self.conv14 = spectral_norm(nn.Conv2d(1, width, 4, 2, 1))
         self.conv7 = spectral_norm(nn.Conv2d(width, 2 * width, 4, 2, 1))
         self.conv7b = spectral_norm(nn.Conv2d(2 * width, 4 * width, 3, 1, 1))
-        features = 4 * width * (config.image_size // 4) ** 2
+        self.minibatch_std = config.d_minibatch_std
+        features = (4 * width + self.minibatch_std) * (config.image_size // 4) ** 2
         self.linear = spectral_norm(nn.Linear(features, 1))
         self.project = spectral_norm(nn.Embedding(config.num_classes, features))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         h = F.leaky_relu(self.conv14(x), 0.2)
         h = F.leaky_relu(self.conv7(h), 0.2)
-        h = F.leaky_relu(self.conv7b(h), 0.2).flatten(1)
+        h = F.leaky_relu(self.conv7b(h), 0.2)
+        if self.minibatch_std:
+            h = torch.cat([h, group_std(h)], dim=1)
+        h = h.flatten(1)
         return self.linear(h).squeeze(1) + (self.project(y) * h).sum(dim=1)
+
+
+def group_std(h: torch.Tensor, group: int = MBSTD_GROUP) -> torch.Tensor:
+    """ProGAN's minibatch standard deviation: for each group of consecutive images, the mean over features of
+    their standard deviation, as one more channel. A generator that draws every image alike shows up here. Real
+    and fake images share D's forward as the two halves of one batch: the group divides half the batch (4 where
+    the batch is a multiple of 8, 2 where of 4, else 1), so no group mixes real and fake images."""
+    n, _, height, width = h.shape
+    g = group if n % (2 * group) == 0 else 2 if n % 4 == 0 else 1
+    std = h.float().reshape(n // g, g, -1).var(dim=1, unbiased=False).add(1e-8).sqrt().mean(dim=1)  # (n // g,)
+    return std.repeat_interleave(g).view(n, 1, 1, 1).expand(n, 1, height, width).to(h.dtype)
 
 
 class Classifier(nn.Module):

@@ -66,7 +66,7 @@ def train(out: Path | str, overrides: dict | None = None, *, data: dict | None =
     sampler = DistributedSampler(range(len(x)), num_replicas=procs.world, rank=procs.rank, shuffle=True,
                                  seed=cfg.seed, drop_last=True)  # fmt: skip
     steps_per_epoch = len(sampler) // local_batch
-    cfg, why = recipe(cfg, len(x), steps_per_epoch)
+    model_cfg, cfg, why = recipe(model_cfg, cfg, len(x), steps_per_epoch, None if state else set(overrides or {}))
     log(why)
     judge = (make_judge(run.path, cfg, model_cfg, spec, dataset.classes, classifier, x, y, x_val, y_val, log)
              if procs.is_main else lambda gan: {"fid": None, "class_acc": None})  # fmt: skip
