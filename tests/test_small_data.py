@@ -221,3 +221,19 @@ def test_minibatch_std_sees_each_half_of_the_batch_alone(half):
     assert (spread[half:] > 0.1).all() or half % 2  # an odd half has groups of 1, which carry no spread
     d = Discriminator(ModelConfig(**TINY_MODEL, d_minibatch_std=True))
     assert d(torch.randn(2 * half, 1, 28, 28), torch.arange(2 * half) % 10).shape == (2 * half,)
+
+
+def test_a_set_saved_class_by_class_is_shuffled_before_the_validation_split(tmp_path):
+    from inkdigits import datasets
+    from inkdigits.config import DataSpec
+    from inkdigits.train import split
+
+    arrays = synthetic_arrays(n_train=400)
+    order = np.argsort(arrays["y_train"], kind="stable")  # class 0 first, class 9 last
+    np.savez(tmp_path / "sorted.npz", x_train=arrays["x_train"][order], y_train=arrays["y_train"][order],
+             x_test=arrays["x_test"], y_test=arrays["y_test"])  # fmt: skip
+    dataset = datasets.load(DataSpec(str(tmp_path / "sorted.npz")), log=lambda m: None)
+    _, y, _, y_val = split(dataset, TrainConfig(), shuffle=True)
+    assert len(y_val) == 40 and len(set(y_val.tolist())) >= 8 and len(set(y.tolist())) == 10
+    _, _, _, y_last = split(dataset, TrainConfig())  # MNIST's own order is random already: kept as it is
+    assert set(y_last.tolist()) == {9}

@@ -77,10 +77,11 @@ def sidebar(g) -> None:
                         "handwriting. The same seed always gives the same images.")  # fmt: skip
     n_params = sum(p.numel() for p in g.net.parameters())
     loss = (g.info.get("train") or {}).get("loss", "hinge")
+    epochs = g.info.get("epoch")  # a float for runs scored between epochs
+    length = f"trained {epochs:g} epochs" if isinstance(epochs, (int, float)) else "training length unknown"
     st.sidebar.markdown(
         f"**Model**: DCGAN-style generator with class-conditional BatchNorm ({n_params / 1e6:.2f} M parameters), "
-        f"projection discriminator with spectral norm, {loss} loss, EMA weights; "
-        f"trained {g.info.get('epoch', '?')} epochs."
+        f"projection discriminator with spectral norm, {loss} loss, EMA weights; {length}."
     )
     try:
         metrics = read_metrics(g.path) if g.path else None

@@ -60,7 +60,7 @@ def train(out: Path | str, overrides: dict | None = None, *, data: dict | None =
         raise InkdigitsError(f"--batch-size {cfg.batch_size} must divide evenly over {procs.world} processes")
     local_batch = cfg.batch_size // procs.world
 
-    x, y, x_val, y_val = split(dataset, cfg)
+    x, y, x_val, y_val = split(dataset, cfg, shuffle=spec.source != "mnist")
     if len(x) < cfg.batch_size:
         raise InkdigitsError(f"{len(x)} training images: fewer than one batch ({cfg.batch_size}); check --limit")
     sampler = DistributedSampler(range(len(x)), num_replicas=procs.world, rank=procs.rank, shuffle=True,
@@ -172,16 +172,22 @@ def load_dataset(spec, procs, log):
     return dataset
 
 
-def split(dataset, cfg):
+def split(dataset, cfg, shuffle: bool = False):
     """(x_train, y_train, x_val, y_val): the last ``val_size`` training images (default 10%, at most 5000)
-    are held out for model selection and never trained on; ``limit`` then takes the first N of the rest."""
-    n = len(dataset.x_train)
+    are held out for model selection and never trained on; ``limit`` then takes the first N of the rest.
+    ``shuffle`` (for data other than MNIST, whose order is already random) first orders them by a fixed seed:
+    a set saved class by class would otherwise hold out its last classes only."""
+    x, y = dataset.x_train, dataset.y_train
+    n = len(x)
+    if shuffle:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+        x, y = x[order], y[order]
     val_size = min(5000, n // 10) if cfg.val_size is None else cfg.val_size
     if val_size >= n:
         raise InkdigitsError(f"--val-size {val_size} leaves none of the {n} training images to train on")
     cut = n - val_size
     keep = min(cfg.limit or cut, cut)
-    return dataset.x_train[:keep], dataset.y_train[:keep], dataset.x_train[cut:], dataset.y_train[cut:]
+    return x[:keep], y[:keep], x[cut:], y[cut:]
 
 
 def fresh_partial() -> dict:
