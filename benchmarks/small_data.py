@@ -141,7 +141,8 @@ def main():
             shutil.rmtree(run, ignore_errors=True)
     flags = " ".join(f"--{x.split('=')[0].replace('_', '-')} {x.split('=', 1)[1]}" for x in args.set) or "(defaults)"
     print(f"`inkdigits train --data SET {flags}{f' --minutes {args.minutes:g}' if args.minutes else ''}`, "
-          f"{args.threads} threads; judged against held-out real images ({per_class_eval}/class)\n")
+          f"{args.threads} threads; judged against held-out real images (MNIST: 1000 samples per class, "
+          f"shapes: 500)\n")
     print("| set | images | minutes | exported step | class acc | worst class | FID / real | precision | recall |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, n, minutes, step, s, _reference, worst, _ in rows:
