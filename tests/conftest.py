@@ -80,3 +80,14 @@ class Evil:
 
     def __reduce__(self):
         return (os.system, ("touch pwned",))
+
+
+@pytest.fixture(scope="module")
+def measured_weights(tmp_path_factory):
+    """The tiny generator with a metrics file beside it, as the quality benchmark writes one."""
+    import json
+
+    path = write_tiny_generator(tmp_path_factory.mktemp("weights") / "generator.safetensors")
+    metrics = {"class_acc": 0.5, "fid": 1.0, "fid_ratio": 2.0, "diversity": 0.9, "cas": 0.75}
+    path.with_suffix(".metrics.json").write_text(json.dumps(metrics))
+    return path

@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from inkdigits import cli, data, idx, load_generator
+from inkdigits.errors import InkdigitsError
 
 
 @pytest.fixture
@@ -118,7 +119,7 @@ def test_neatness_shrinks_the_styles(weights, tmp_path):
     np.testing.assert_allclose(g.styles(50, seed=1, neatness=0.5), full * 0.5)
     typical = g.generate([3] * 4, seed=1, neatness=1.0)
     assert all(np.array_equal(typical[0], im) for im in typical)  # one hand: the mean style
-    with pytest.raises(Exception, match="neatness must be between 0 and 1"):
+    with pytest.raises(InkdigitsError, match="neatness must be between 0 and 1"):
         g.generate([3], seed=1, neatness=1.5)
     assert run("generate", "--digit", 3, "--neatness", "0.75", "--weights", weights, "--out", tmp_path / "n.png") == 0
     with pytest.raises(SystemExit) as e:

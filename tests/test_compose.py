@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from inkdigits import cli, load_generator
@@ -140,3 +141,34 @@ def test_export_numbers_failing_worker_leaves_no_folder_and_no_workers(tmp_path,
         numbers.export_numbers(default_weights(), 40, 0, tmp_path / "n", workers=2, progress=False)
     assert not list(tmp_path.iterdir())  # neither the folder nor its temporary twin
     assert not mp.active_children()  # the pool was stopped, not left for the garbage collector
+
+
+def test_a_slash_is_told_from_a_one(g):
+    """In dates, '/' must not look like the 1s beside it: a linear classifier on 28 x 28 crops (each box's ink
+    alone, in a square of the line's height) trained on half of 120 written "1/1/1" tells them apart on the other half."""
+    crops, is_slash = [], []
+    for seed in range(120):
+        line, boxes = g.write("1/1/1", seed=seed, height=32)
+        for x0, _, x1, _, ch in boxes:
+            if ch in "1/":
+                alone = np.zeros((32, line.shape[1] + 32), np.uint8)  # the box's ink only, centred
+                alone[:, x0 + 16 : x1 + 16] = line[:, x0:x1]
+                centre = (x0 + x1) // 2 + 16
+                crop = Image.fromarray(alone[:, centre - 16 : centre + 16]).resize((28, 28), Image.Resampling.BILINEAR)
+                crops.append(np.asarray(crop))
+                is_slash.append(ch == "/")
+    x = torch.from_numpy(np.stack(crops)).float().div(255).flatten(1)
+    y = torch.tensor(is_slash, dtype=torch.float32)
+    half = len(x) // 2
+    w = torch.zeros(x.shape[1], requires_grad=True)
+    b = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.Adam([w, b], lr=0.05)
+    for _ in range(300):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(x[:half] @ w + b, y[:half])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        correct = ((x[half:] @ w + b > 0).float() == y[half:]).float()
+    slashes = y[half:].bool()
+    assert correct[slashes].mean() >= 0.99 and correct[~slashes].mean() >= 0.99  # neither read as the other

@@ -116,7 +116,7 @@ def test_bad_samples_files_are_clear_errors(tmp_path, arrays, message):
 def test_samples_file_that_is_not_npz(tmp_path):
     path = tmp_path / "s.npz"
     path.write_bytes(b"not a zip")
-    with pytest.raises(InkdigitsError, match="not a readable .npz"):
+    with pytest.raises(InkdigitsError, match="not an .npz file"):
         ev.load_samples(path)
 
 

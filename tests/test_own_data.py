@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from inkdigits import cli, datasets, idx, load_generator
 from inkdigits.config import DataSpec
+from inkdigits.errors import InkdigitsError
 
 TINY = ["--g-width", "8", "--d-width", "8", "--latent-dim", "16", "--batch-size", "16", "--epochs", "1",
         "--threads", "1", "--eval-per-class", "0"]  # fmt: skip
@@ -199,7 +200,7 @@ def test_pickle_in_npz_is_never_loaded(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "evil.npz"
     np.savez(path, images=np.zeros((4, 16, 16), np.uint8), labels=np.array([pickle.dumps(Evil())] * 4, dtype=object))
-    with pytest.raises(Exception, match="pickled objects"):
+    with pytest.raises(InkdigitsError, match="pickled objects"):
         datasets.load(DataSpec(str(path)), log=lambda m: None)
     assert not (tmp_path / "pwned").exists()
 
@@ -213,5 +214,5 @@ def test_emnist_file_names_with_a_prefix_are_found(tmp_path):
     data = datasets.load(DataSpec(str(named)), log=lambda m: None)
     assert data.classes == ["1", "2", "3"] and len(data.x_test) == 30  # the test pair was found too
     (named / "other-train-images-idx3-ubyte.gz").write_bytes(b"")
-    with pytest.raises(Exception, match="several files match train-images-idx3-ubyte"):
+    with pytest.raises(InkdigitsError, match="several files match train-images-idx3-ubyte"):
         datasets.load(DataSpec(str(named)), log=lambda m: None)

@@ -16,27 +16,28 @@ import torch
 
 from inkdigits import images as im
 from inkdigits.errors import InkdigitsError
+from inkdigits.limits import NEATNESS
 from inkdigits.numbers import numbers_npz_bytes
 from inkdigits.resources import default_weights
 from inkdigits.sample import MAX_NUMBER_DIGITS, dataset_npz_bytes, load_generator, random_seed
+from inkdigits.share_link import (
+    APP_FRAMES,
+    APP_ROWS,
+    APP_SPACING,
+    COUNT,
+    HANDS,
+    link_values,
+    parse_seed_text,
+    read_link,
+)
 from inkdigits.weights import read_metrics
 
 # Streamlit's file watcher walks every module's __path__; torch.classes answers with an error. It has none.
 torch.classes.__path__ = []
 
 SCALE = 5  # 28 px -> 140 px, nearest neighbour so strokes stay crisp
-MAX_COUNT = 64
 FIX_COMMAND = ("git checkout models/ or reinstall inkdigits (or train your own: inkdigits train --out runs/mine, "
                "then set INKDIGITS_WEIGHTS)")
-# The widgets of each tab whose values a share link carries, with how to read them back from the address.
-LINK = {
-    "digit": {"digit": int, "count": int, "seed-digit": str},
-    "number": {"number": str, "number-hands": str, "spacing": float, "seed-number": str},
-    "styles": {"rows": int, "seed-styles": str},
-    "morph": {"morph-a": int, "morph-b": int, "frames": int, "morph-same": lambda v: v == "true", "seed-morph": str},
-}
-for _keys in LINK.values():
-    _keys["neatness"] = float  # the sidebar's slider shapes every tab
 
 
 @st.cache_resource(show_spinner="Loading the generator ...")
@@ -47,12 +48,11 @@ def get_generator(path: str):
 
 def parse_seed(text: str) -> int:
     """Empty: a new random seed on every click. Otherwise a whole number >= 0."""
-    text = (text or "").strip()
-    if not text:
-        return random_seed()
-    if not text.isdigit():
-        raise InkdigitsError(f"seed must be a whole number >= 0 (got {text!r}), or empty for a new one each time")
-    return int(text)
+    try:
+        seed = parse_seed_text(text)
+    except ValueError as e:
+        raise InkdigitsError(str(e)) from None
+    return random_seed() if seed is None else seed
 
 
 def noun(g) -> str:
@@ -101,40 +101,33 @@ def sidebar(g) -> None:
         if "cas" in metrics:
             rows.append(("train on synthetic, test on real", f"{metrics['cas']:.2%}"))
         st.sidebar.table({"metric": [r[0] for r in rows], "value": [r[1] for r in rows]})
-    st.sidebar.slider("Neatness", 0.0, 1.0, 0.0, 0.05, key="neatness",
-                      help="0: the full variety of hands the model learned; 1: the most typical hand. "
-                           "Neater is more legible and less varied (models/MODEL_CARD.md measures it).")  # fmt: skip
+    st.sidebar.slider("Neatness", NEATNESS.lo, NEATNESS.hi, NEATNESS.default, 0.05, key="neatness",
+                      help=f"{NEATNESS.what}. Neater is more legible and less varied (models/MODEL_CARD.md measures "
+                           "it); at 1 every image of a class is the same.")  # fmt: skip
     st.sidebar.caption(f"Weights: `{g.path.name if g.path else '?'}` · see models/MODEL_CARD.md")
 
 
 # --------------------------------------------------------------------------- share links
 
 
-def apply_link() -> str | None:
-    """Once per session: pre-fill the linked tab's widgets from the address; returns that tab's key."""
+def apply_link(g) -> str | None:
+    """Once per session: pre-fill the linked tab's widgets from the address (every value checked and brought
+    into range first, share_link.py); returns that tab's key. Values that were changed or dropped get a note."""
     if st.session_state.get("link-read"):
         return st.session_state.get("link-tab")
     st.session_state["link-read"] = True
-    params = st.query_params.to_dict()
-    tab = params.get("tab")
-    if tab not in LINK:
-        return None
-    for key, read in LINK[tab].items():
-        if key in params:
-            try:
-                st.session_state[key] = read(params[key])
-            except ValueError:
-                pass  # a damaged link: that widget keeps its default
-    st.session_state["link-tab"] = st.session_state["autorun"] = tab
+    tab, values, notes = read_link(st.query_params.to_dict(), g.classes)
+    st.session_state.update(values)
+    if notes:
+        st.caption("This link had values the app cannot use as they were: " + "; ".join(notes) + ".")
+    if tab is not None:
+        st.session_state["link-tab"] = st.session_state["autorun"] = tab
     return tab
 
 
 def write_link(tab: str, seed: int) -> None:
     """Put this result's inputs and the seed it used into the address."""
-    values = {key: st.session_state.get(key) for key in LINK[tab]}
-    values[f"seed-{tab}"] = seed
-    st.query_params.from_dict({"tab": tab, **{k: str(v).lower() if isinstance(v, bool) else str(v)
-                                              for k, v in values.items() if v is not None}})  # fmt: skip
+    st.query_params.from_dict(link_values(tab, st.session_state, seed))
 
 
 def clicked(label: str, tab: str, where=st) -> bool:
@@ -181,19 +174,36 @@ def neatness() -> float:
     return float(st.session_state.get("neatness", 0.0))
 
 
-def checked(*parsers):
-    """Run the input parsers; the first bad input is shown inline (not raised) and gives None."""
+def failed(key: str, error: InkdigitsError) -> None:
+    """Every tab handles a bad input the same way: the error inline, the tab's old result and its address gone
+    (what is shown, and what a shared address reproduces, is never an older input's result)."""
+    st.session_state.get("results", {}).pop(key, None)
+    if st.query_params.get("tab") == key:
+        st.query_params.clear()
+    st.error(str(error))
+
+
+def checked(key: str, *parsers):
+    """Run the input parsers; the first bad input fails the tab (``failed``) and gives None."""
     try:
         return [parse() for parse in parsers]
     except InkdigitsError as e:
-        st.error(str(e))
+        failed(key, e)
         return None
 
 
 def check_count(count) -> int:
-    if not 1 <= count <= MAX_COUNT:
-        raise InkdigitsError(f"how many must be between 1 and {MAX_COUNT} (got {count})")
-    return int(count)
+    try:
+        return COUNT.check(count)
+    except InkdigitsError:
+        raise InkdigitsError(f"how many must be {COUNT.range} (got {count})") from None
+
+
+def same_hand_note(n: int) -> None:
+    """Neatness 1 is the single most typical hand: say so where it draws several identical images."""
+    if neatness() >= NEATNESS.hi and n > 1:
+        st.info("Neatness 1 draws the single most typical hand: these images are all the same. "
+                "Lower it in the sidebar for different hands.")
 
 
 def seed_box(key: str) -> str:
@@ -216,15 +226,19 @@ def class_picker(g, where, label: str, index: int, key: str) -> int:
 def tab_digit(g) -> None:
     c1, c2, c3 = st.columns([1, 1, 1])
     digit = class_picker(g, c1, noun(g), 7, "digit")
-    count = c2.number_input("How many", value=5, step=1, key="count", help=f"1 to {MAX_COUNT}")
+    count = c2.number_input("How many", value=COUNT.default, step=1, key="count", help=f"{COUNT.lo} to {COUNT.hi}")
     seed_text = seed_box("digit")
-    if clicked("Generate", "digit", c3) and (ok := checked(lambda: check_count(count), lambda: parse_seed(seed_text))):
+    if clicked("Generate", "digit", c3) and (
+        ok := checked("digit", lambda: check_count(count), lambda: parse_seed(seed_text))
+    ):
         n, seed = ok
         batch = g.generate([digit] * n, seed=seed, neatness=neatness())
         name = g.classes[digit]
         store("digit", seed, im.grid(batch, ncols=min(n, 8)), dataset_npz_bytes(batch, [digit] * n, g.classes),
               layout="cells", images=batch, labels=[digit] * n, title=f"{noun(g)} {name} · seed {seed}",
               captions=[f"{name} · #{i + 1}" for i in range(n)], file=f"{noun(g).lower()}{digit}-seed{seed}")  # fmt: skip
+    if "digit" in st.session_state.get("results", {}):
+        same_hand_note(len(st.session_state["results"]["digit"]["images"]))
     show_result("digit")
 
 
@@ -234,38 +248,44 @@ def tab_number(g) -> None:
     what, example = ("Number", "2026") if g.is_digits else ("Text", "".join(g.classes[:4]))
     text = c1.text_input(f"{what} (up to {MAX_NUMBER_DIGITS} {noun(g).lower()}s; - . / : and space too)",
                          value=example, key="number")  # fmt: skip
-    hands = c2.radio("Handwriting", ["One hand", f"New hand per {noun(g).lower()}"], key="number-hands")
-    spacing = c3.slider("Spacing", 0.0, 3.0, 1.0, 0.25, key="spacing", help="1: the hand's own gaps; each step adds 4 px")
+    hand_labels = dict(zip(HANDS, ["One hand", f"New hand per {noun(g).lower()}"], strict=True))
+    hands = c2.radio("Handwriting", HANDS, key="number-hands", format_func=hand_labels.get)
+    spacing = c3.slider("Spacing", APP_SPACING.lo, APP_SPACING.hi, APP_SPACING.default, 0.25, key="spacing",
+                        help=APP_SPACING.what)  # fmt: skip
     seed_text = seed_box("number")
-    if clicked("Write it", "number") and (ok := checked(lambda: parse_seed(seed_text))):
+    if clicked("Write it", "number") and (ok := checked("number", lambda: parse_seed(seed_text))):
         (seed,) = ok
         try:
-            line, boxes = g.write(text, seed=seed, new_hand_per_digit=hands != "One hand", spacing=spacing,
+            line, boxes = g.write(text, seed=seed, new_hand_per_digit=hands != HANDS[0], spacing=spacing,
                                   neatness=neatness())  # fmt: skip
         except InkdigitsError as e:
-            st.error(str(e))
+            failed("number", e)
             return
         shown = " ".join(text.split())
-        store("number", seed, line, numbers_npz_bytes([line], [shown]), layout="picture", boxes=boxes,
-              labels=[g.classes.index(b[4]) for b in boxes if b[4] in g.classes], title=f"{what} {shown} · seed {seed}",
-              caption=f"{shown} ({hands.lower()})", file=f"{what.lower()}-seed{seed}", scale=4)  # fmt: skip
+        store("number", seed, line, numbers_npz_bytes([line], [shown], [boxes], g.classes), layout="picture",
+              boxes=boxes, labels=[g.classes.index(b[4]) for b in boxes if b[4] in g.classes],
+              title=f"{what} {shown} · seed {seed}", caption=f"{shown} ({hand_labels[hands].lower()})",
+              file=f"{what.lower()}-seed{seed}", scale=4)  # fmt: skip
     show_result("number")
 
 
 @st.fragment
 def tab_styles(g) -> None:
-    rows = st.slider("Writers (rows)", 1, 8, 3, key="rows")
+    rows = st.slider("Writers (rows)", APP_ROWS.lo, APP_ROWS.hi, APP_ROWS.default, key="rows")
     seed_text = seed_box("styles")
     every = "digits 0-9" if g.is_digits else "every class"
     if clicked(f"Draw {'0-9' if g.is_digits else 'every class'} in each hand", "styles") and (
-        ok := checked(lambda: parse_seed(seed_text))
+        ok := checked("styles", lambda: parse_seed(seed_text))
     ):
         (seed,) = ok
         batch = g.style_sheet(rows, seed=seed, neatness=neatness())
         labels = list(range(g.num_classes)) * rows
         store("styles", seed, im.grid(batch, ncols=min(g.num_classes, 10)), dataset_npz_bytes(batch, labels, g.classes),
               layout="picture", images=batch, labels=labels, title=f"{rows} hands × {every} · seed {seed}",
-              caption=f"each row: one style written as every {noun(g).lower()}", file=f"hands{rows}-seed{seed}", scale=3)  # fmt: skip
+              caption=f"each row: one style written as every {noun(g).lower()}", file=f"hands{rows}-seed{seed}", scale=3,
+              rows=rows)  # fmt: skip
+    if "styles" in st.session_state.get("results", {}):
+        same_hand_note(st.session_state["results"]["styles"]["rows"])
     show_result("styles")
 
 
@@ -274,17 +294,18 @@ def tab_morph(g) -> None:
     c1, c2, c3 = st.columns(3)
     a = class_picker(g, c1, f"From {noun(g).lower()}", 1, "morph-a")
     b = class_picker(g, c2, f"To {noun(g).lower()}", 7, "morph-b")
-    frames = c3.slider("Frames", 2, 16, 8, key="frames")
+    frames = c3.slider("Frames", APP_FRAMES.lo, APP_FRAMES.hi, APP_FRAMES.default, key="frames")
     same = st.checkbox(f"Keep one handwriting style (morph only the {noun(g).lower()})", key="morph-same")
     seed_text = seed_box("morph")
-    if clicked("Morph", "morph") and (ok := checked(lambda: parse_seed(seed_text))):
+    if clicked("Morph", "morph") and (ok := checked("morph", lambda: parse_seed(seed_text))):
         (seed,) = ok
         batch = g.morph(a, b, frames=frames, seed=seed, same_style=same, neatness=neatness())
         labels = [a if t < 0.5 else b for t in np.linspace(0, 1, len(batch))]
         store("morph", seed, im.grid(batch, ncols=len(batch)), dataset_npz_bytes(batch, labels, g.classes),
               layout="picture", images=batch, labels=labels,
               title=f"Morph {g.classes[a]} → {g.classes[b]} · {frames} frames · seed {seed}",
-              caption=f"style and {noun(g).lower()} interpolated", file=f"morph{a}to{b}-seed{seed}")  # fmt: skip
+              caption=f"{noun(g).lower()} interpolated, one style throughout" if same else
+              f"style and {noun(g).lower()} interpolated", file=f"morph{a}to{b}-seed{seed}")  # fmt: skip
     show_result("morph")
 
 
@@ -300,7 +321,7 @@ def main() -> None:
         st.stop()
     things = "digits" if g.is_digits else "images of your classes"
     st.caption(f"Handwritten {things} drawn by a conditional GAN, on your CPU, in milliseconds.")
-    linked = apply_link()  # before any widget exists: it pre-fills them
+    linked = apply_link(g)  # before any widget exists: it pre-fills them
     sidebar(g)
     labels = tab_labels(g)
     tabs = st.tabs(list(labels.values()), default=labels[linked] if linked else None)

@@ -14,7 +14,7 @@ from .cli_args import (
     SEED,
     Parser,
     add_config_flags,
-    float_range,
+    add_limit_flag,
     given,
     int_range,
     positive_float,
@@ -23,6 +23,7 @@ from .cli_args import (
 )
 from .config import DataSpec, ModelConfig, TrainConfig
 from .errors import InkdigitsError
+from .limits import HEIGHT, NEATNESS, ROWS, SPACING, WIDTH
 
 
 def build_parser() -> Parser:
@@ -71,7 +72,7 @@ def add_generate_parser(sub) -> None:
     what.add_argument("--number", "--text", dest="number", help="up to 16 digits (or class names) as one line")
     what.add_argument("--style-sheet", action="store_true", help="each row one style written as every class")
     g.add_argument("--count", type=int_range(1, 1024), default=16, help="images for --digit/--label (default 16)")
-    g.add_argument("--rows", type=int_range(1, 64), default=4, help="styles for --style-sheet (default 4)")
+    add_limit_flag(g, ROWS, "styles for --style-sheet")
     add_layout_flags(g)
     g.add_argument("--seed", type=SEED)
     g.add_argument("--weights", type=Path)
@@ -125,11 +126,8 @@ def add_evaluate_parser(sub) -> None:
 def add_layout_flags(parser) -> None:
     """How a line is laid out (compose.py), for generate --number and export --numbers."""
     parser.add_argument("--new-hand-per-digit", action="store_true", help="a new style for every digit")
-    parser.add_argument("--neatness", type=float_range(0.0, 1.0), default=0.0,
-                        help="0 (default): the full variety of hands; 1: the most typical one")
-    parser.add_argument("--spacing", type=float_range(0.0, 5.0), default=1.0, help="gaps: 1 is the hand's own, each step adds 4 px (default 1)")
-    parser.add_argument("--height", type=int_range(8, 512), help="a fixed canvas height (the line is fitted)")
-    parser.add_argument("--width", type=int_range(8, 4096), help="a fixed canvas width (with --height)")
+    for limit in (NEATNESS, SPACING, HEIGHT, WIDTH):
+        add_limit_flag(parser, limit)
 
 
 def layout(args) -> dict:
@@ -230,12 +228,14 @@ def export_numbers(args) -> int:
     if args.format == "idx":
         raise InkdigitsError("--numbers writes png (default) or npz, not idx")
     length = numbers.parse_length(args.length)
-    pattern = numbers.check_pattern(args.pattern) if args.pattern else None
+    pattern = numbers.check_pattern(args.pattern) if args.pattern is not None else None
     options = layout(args)
+    fmt = args.format or ("npz" if args.out.suffix == ".npz" else "png")
     g = _load(args.weights)  # fail on bad weights before starting workers
-    report = numbers.export_numbers(g.path, args.numbers, args.seed, args.out, length, pattern, args.format or "png",
-                                    args.workers, options, progress=sys.stderr.isatty())  # fmt: skip
-    print(f"wrote {report['n']} numbers to {args.out} ({args.format or 'png'} + labels.jsonl) in {report['seconds']:.1f} s: "
+    report = numbers.export_numbers(g.path, args.numbers, args.seed, args.out, length, pattern, fmt, args.workers,
+                                    options, progress=sys.stderr.isatty(), classes=g.classes)  # fmt: skip
+    what = "one .npz with texts and boxes" if args.out.suffix == ".npz" else f"{fmt} + labels.jsonl"
+    print(f"wrote {report['n']} numbers to {args.out} ({what}) in {report['seconds']:.1f} s: "
           f"{report['images_per_s']:.0f} images/s on {report['workers']} workers")  # fmt: skip
     return 0
 

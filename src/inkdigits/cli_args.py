@@ -8,6 +8,8 @@ import sys
 from dataclasses import MISSING, fields, replace
 
 from .config import DataSpec, ModelConfig, TrainConfig, cli_fields, flag
+from .limits import SEED as SEED_LIMIT
+from .limits import Limit
 
 EXIT_USAGE = 2
 
@@ -74,7 +76,14 @@ def add_config_flags(parser, cls) -> None:
         parser.add_argument(flag(f.name, cls), dest=f.name, **kw)
 
 
-SEED = int_range(0, 2**63 - 1)
+SEED = int_range(SEED_LIMIT.lo, SEED_LIMIT.hi)
+
+
+def add_limit_flag(parser, limit: Limit, help: str | None = None) -> None:
+    """``--NAME`` bounded, defaulted and described by the sampling API's limit (limits.py)."""
+    kind = int_range(limit.lo, limit.hi) if limit.integer else float_range(limit.lo, limit.hi)
+    default = f" (default {limit.default})" if limit.default is not None else ""
+    parser.add_argument(flag(limit.name), type=kind, default=limit.default, help=(help or limit.what) + default)
 
 
 def given(args, cls) -> dict:

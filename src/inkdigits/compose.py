@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .limits import SPACING
+
 SEPARATORS = "-./: "
 MAX_NUMBER_DIGITS = 16  # glyphs in one written line
 MAX_LINE = 32  # characters in one written line, separators included
@@ -33,7 +35,7 @@ class Hand:
     stroke: float  # separator stroke width, pixels
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, spacing: float = 1.0) -> Hand:
+    def draw(cls, rng: np.random.Generator, spacing: float = SPACING.default) -> Hand:
         # spacing 1 is the hand's own gap; each step of 1 adds (or removes) 4 px, overlaps still bounded
         return cls(height=rng.uniform(17, 22), gap=rng.uniform(-1.0, 3.0) + 4 * (spacing - 1), slant=rng.uniform(-0.12, 0.12),
                    wobble=rng.uniform(0.3, 1.2), stroke=rng.uniform(1.8, 2.8))  # fmt: skip
@@ -60,7 +62,8 @@ def scaled(glyph: np.ndarray, height: float) -> np.ndarray:
 def separator(char: str, hand: Hand, rng: np.random.Generator) -> np.ndarray:
     """A separator drawn as strokes (4x supersampled, then reduced, so edges are soft like the glyphs')."""
     h = hand.height
-    w = {"-": 0.45 * h, ".": 0.2 * h, ":": 0.2 * h, "/": 0.5 * h, " ": 0.45 * h}[char]
+    # '/' leans at about 45 degrees and stops short of the digits' top: a steeper slash reads as a 1
+    w = {"-": 0.45 * h, ".": 0.2 * h, ":": 0.2 * h, "/": 0.75 * h, " ": 0.45 * h}[char]
     s = 4
     img = Image.new("L", (max(1, round(w)) * s, round(h) * s), 0)
     d = ImageDraw.Draw(img)
@@ -70,7 +73,7 @@ def separator(char: str, hand: Hand, rng: np.random.Generator) -> np.ndarray:
         y = H * rng.uniform(0.5, 0.6)
         d.line([(0.05 * W, y + rng.normal(0, s)), (0.95 * W, y + rng.normal(0, s))], fill=255, width=width)
     elif char == "/":
-        d.line([(0.1 * W, 0.95 * H), (0.9 * W, 0.05 * H)], fill=255, width=width)
+        d.line([(0.05 * W, 0.95 * H), (0.95 * W, 0.2 * H)], fill=255, width=round(0.8 * width))
     elif char in ".:":
         for y in ([0.9 * H] if char == "." else [0.4 * H, 0.9 * H]):
             d.ellipse([W / 2 - r, y - r, W / 2 + r, y + r], fill=255)
@@ -78,7 +81,7 @@ def separator(char: str, hand: Hand, rng: np.random.Generator) -> np.ndarray:
 
 
 def compose(glyphs: list[np.ndarray], text: str, rng: np.random.Generator, hand: Hand | None = None,
-            spacing: float = 1.0, height: int | None = None, width: int | None = None):  # fmt: skip
+            spacing: float = SPACING.default, height: int | None = None, width: int | None = None):  # fmt: skip
     """Lay out ``text``: its non-separator characters are ``glyphs`` (uint8 images, white on black) in order.
 
     ``height``/``width``: a fixed canvas; the line is scaled to fit and centred. Returns (image uint8 (H, W),
@@ -150,5 +153,6 @@ def fit(canvas: np.ndarray, boxes: list, height: int, width: int | None):
     out = np.zeros((height, out_w), np.uint8)
     ox, oy = (out_w - new_w) // 2, (height - new_h) // 2
     out[oy : oy + new_h, ox : ox + new_w] = small
-    return out, [[ox + int(np.floor(x0 * factor)), oy + int(np.floor(y0 * factor)), ox + int(np.ceil(x1 * factor)),
-                  oy + int(np.ceil(y1 * factor)), ch] for x0, y0, x1, y1, ch in boxes]  # fmt: skip
+    return out, [[ox + int(np.floor(x0 * factor)), oy + int(np.floor(y0 * factor)),
+                  min(out_w, ox + int(np.ceil(x1 * factor))), min(height, oy + int(np.ceil(y1 * factor))), ch]
+                 for x0, y0, x1, y1, ch in boxes]  # fmt: skip

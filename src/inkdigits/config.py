@@ -22,6 +22,7 @@ MIN_STEPS = 3_000  # a small set needs this many updates however few its images 
 MIN_EVAL_EVERY = 250  # steps: scoring every epoch of a small set cost half of its training time
 SMALL_DATA = 20_000  # training images below which the small-set recipe applies (RESULTS section 11)
 SMALL_DATA_DECAY = 1 / 3  # share of a small set's run over which the learning rates fall to 0
+SMALL_DATA_DIVERSITY = 0.0  # the mode-seeking term's weight on a small set (RESULTS section 11)
 SMALL_DATA_MODEL = {"d_minibatch_std": True}  # a small set's generator collapses to one image per class without it
 
 
@@ -69,6 +70,8 @@ class TrainConfig:
                           f"auto (ada below {SMALL_DATA:,} training images)", choices=("auto", "ada", "none"))
     ada_target: float = option(0.6, "ADA raises the augmentation probability while E[sign(D(real))] is above this",
                                -1.0, 1.0)
+    diversity: float | None = option(None, "weight of the mode-seeking term (Mao et al. 2019): G is paid for drawing "
+                                     "two noises of one class apart (0: off; default: the recipe's)", 0.0, 100.0)
     r1_gamma: float = option(0.0, "R1 penalty on real images (0: off), applied lazily every 16 steps", 0.0, 1000.0)
     lr_decay_epochs: int | None = option(None, "decay both learning rates linearly to 0 over the last N epochs "
                                          "(default: a small set's last third, else 0)", 0, 10_000)
@@ -146,15 +149,19 @@ def recipe(model: ModelConfig, cfg: TrainConfig, n_train: int, steps_per_epoch: 
     decay = cfg.lr_decay_epochs
     if decay is None:  # a small set's learning rates fall to 0 over the last third: its GAN oscillates
         decay = max(1, round(steps * SMALL_DATA_DECAY / steps_per_epoch)) if small else 0
+    diversity = cfg.diversity if cfg.diversity is not None else SMALL_DATA_DIVERSITY if small else 0.0
     if small and given is not None:
         model = replace(model, **{k: v for k, v in SMALL_DATA_MODEL.items() if k not in given})
     size = f"a small set, fewer than {SMALL_DATA:,}" if small else f"not fewer than {SMALL_DATA:,}"
     extras = [f"augmentation {augment}"] + (["minibatch std in D"] if model.d_minibatch_std else [])
+    if diversity:
+        extras.append(f"mode-seeking term {diversity:g}")
     if decay:
         extras.append(f"learning rates decayed to 0 over the last {min(steps, decay * steps_per_epoch):,} steps")
     line = (f"recipe for {n_train:,} training images ({size}): {steps:,} steps of {cfg.batch_size} "
             f"({steps / steps_per_epoch:.1f} epochs; {length}), scored every {eval_every:,} steps; " + ", ".join(extras))
-    return model, replace(cfg, steps=steps, eval_every=eval_every, augment=augment, lr_decay_epochs=decay), line
+    return model, replace(cfg, steps=steps, eval_every=eval_every, augment=augment, lr_decay_epochs=decay,
+                               diversity=diversity), line
 
 
 def from_dict(cls, data: dict, what: str):
@@ -164,9 +171,40 @@ def from_dict(cls, data: dict, what: str):
     if unknown:
         raise InkdigitsError(f"{what}: unknown {cls.__name__} keys {unknown}")
     try:
-        return cls(**data)
+        config = cls(**data)
     except (TypeError, ValueError) as e:
         raise InkdigitsError(f"{what}: bad {cls.__name__} ({e})") from None
+    check_fields(config, what)
+    return config
+
+
+def check_fields(config, what: str) -> None:
+    """Every field of a config dataclass has its annotated type and lies in its option's range or choices (a
+    sidecar or checkpoint can hold anything JSON can)."""
+    for f in fields(config):
+        value, kinds = getattr(config, f.name), str(f.type)
+        if value is None and "None" in kinds:
+            continue
+        if "bool" in kinds:
+            ok = isinstance(value, bool)
+        elif "int" in kinds:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif "float" in kinds:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+        else:
+            ok = isinstance(value, str)
+        m = f.metadata
+        lo, hi, choices = m.get("lo"), m.get("hi"), m.get("choices")
+        if ok and ((lo is not None and value < lo) or (hi is not None and value > hi)):
+            ok = False
+        if ok and m.get("positive") and not 0 < value < float("inf"):
+            ok = False
+        if ok and choices and value not in choices:
+            ok = False
+        if not ok:
+            raise InkdigitsError(f"{what}: {f.name}={value!r:.40} is not a valid {kinds.replace(' | None', '')}"
+                                 + (f" in {lo}..{hi}" if lo is not None or hi is not None else "")
+                                 + (f" (one of {', '.join(choices)})" if choices else ""))  # fmt: skip
 
 
 def resolve(overrides: dict, checkpoint: dict | None = None, where: str = "checkpoint"):

@@ -25,6 +25,8 @@ from .idx import read_idx_dir
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 MIN_CLASSES, MAX_CLASSES = 2, 100
+MIN_SIDE, MAX_SIDE = 8, 1024  # pixels: a training image is resized to 16..64, so nothing outside this is one
+MAX_PIXELS = MAX_SIDE * MAX_SIDE
 
 
 def load(spec: DataSpec, log=print, fetch_if_needed: bool = True) -> Dataset:
@@ -33,13 +35,16 @@ def load(spec: DataSpec, log=print, fetch_if_needed: bool = True) -> Dataset:
 
     if spec.source == "mnist":
         dataset = load_mnist(fetch_if_needed=fetch_if_needed, log=log)
-        if spec.image_size in (None, 28) and not spec.transpose and not spec.classes:
+        if spec.image_size in (None, 28) and not spec.transpose and spec.classes is None:
             return dataset
         arrays = {k: getattr(dataset, k).numpy() for k in ("x_train", "y_train", "x_test", "y_test")}
         names = None
     else:
         arrays, names = read_source(Path(spec.source))
     where = spec.source
+    for key in ("x_train", "x_test"):
+        if arrays.get(key) is not None:
+            check_image_shape(arrays[key], where)
     arrays, names = remap_labels(arrays, names, spec.classes, where)
     if spec.transpose:  # EMNIST stores each image transposed
         arrays["x_train"] = arrays["x_train"].transpose(0, 2, 1)
@@ -76,16 +81,34 @@ def read_classes_txt(path: Path) -> list[str] | None:
     return names
 
 
-def read_npz(path: Path) -> dict[str, np.ndarray]:
+def npz_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file, never unpickling anything; one line naming the file for anything amiss."""
+    path = Path(path)
+    if not path.is_file():
+        raise InkdigitsError(f"{path}: file not found")
     try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        if magic not in (b"PK\x03\x04", b"PK\x05\x06"):  # an .npz is a zip archive
+            raise InkdigitsError(f"{path}: not an .npz file (not a zip archive of arrays)")
         with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
+            return {k: f[k] for k in f.files}
+    except InkdigitsError:
+        raise
     except ValueError as e:
         if "pickle" in str(e):
             raise InkdigitsError(f"{path}: holds pickled objects, which are never loaded; save plain arrays") from None
-        raise InkdigitsError(f"{path}: not a readable .npz file ({e})") from None
+        raise InkdigitsError(f"{path}: not a readable .npz file ({first_line(e)})") from None
     except Exception as e:
-        raise InkdigitsError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
+        raise InkdigitsError(f"{path}: not a readable .npz file ({type(e).__name__}: {first_line(e)})") from None
+
+
+def first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    arrays = npz_arrays(path)
     x = arrays.get("images", arrays.get("x_train"))
     y = arrays.get("labels", arrays.get("y_train"))
     if x is None or y is None:
@@ -111,7 +134,11 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
 def read_class_folders(folder: Path) -> tuple[dict[str, np.ndarray], list[str]]:
     from PIL import Image, UnidentifiedImageError
 
-    classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = sorted(p for p in folder.iterdir() if p.is_dir())
+    dots = [p for p in folders if set(p.name) == {"."}]
+    if dots:
+        raise InkdigitsError(f"{dots[0]}: '{dots[0].name}' cannot be a class name; rename the folder")
+    classes = [p for p in folders if not p.name.startswith(".")]  # hidden folders (.git, .ipynb_checkpoints)
     if not classes:
         raise InkdigitsError(f"{folder}: empty folder (expected one subfolder of images per class, or IDX files)")
     images, labels, size = [], [], None
@@ -122,10 +149,18 @@ def read_class_folders(folder: Path) -> tuple[dict[str, np.ndarray], list[str]]:
         for path in files:
             try:
                 with Image.open(path) as img:
+                    if img.width * img.height > MAX_PIXELS:  # checked before decoding: a small file can unpack huge
+                        raise InkdigitsError(f"{path}: {img.width}x{img.height} is too large for a training image "
+                                             f"(at most {MAX_SIDE}x{MAX_SIDE})")  # fmt: skip
                     img.load()
                     gray = grayscale(img)
+            except InkdigitsError:
+                raise
+            except Image.DecompressionBombError:
+                raise InkdigitsError(f"{path}: is too large for a training image (at most {MAX_SIDE}x{MAX_SIDE}; "
+                                     "Pillow refused to decode it)") from None  # fmt: skip
             except (UnidentifiedImageError, OSError, ValueError) as e:
-                raise InkdigitsError(f"{path}: cannot read this image ({e})") from None
+                raise InkdigitsError(f"{path}: cannot read this image ({first_line(e)})") from None
             if size is None:
                 size, first = gray.shape, path
             elif gray.shape != size:
@@ -140,6 +175,10 @@ def grayscale(img) -> np.ndarray:
     """Luminance, explicitly (never RGB); transparent pixels become black paper."""
     from PIL import Image
 
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # 16-bit (or float) grey: scaled, not clipped
+        values = np.asarray(img, dtype=np.float64)
+        top = 1.0 if img.mode == "F" and values.max(initial=0) <= 1.0 else 255.0 if img.mode == "F" else 65535.0
+        return np.clip(np.rint(values / top * 255.0), 0, 255).astype(np.uint8)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
@@ -156,7 +195,9 @@ def remap_labels(arrays: dict, names: list[str] | None, classes: str | None, whe
     values = np.unique(y)
     if not MIN_CLASSES <= len(values) <= MAX_CLASSES:
         raise InkdigitsError(f"{where}: {len(values)} classes in the labels; inkdigits needs {MIN_CLASSES} to {MAX_CLASSES}")
-    if classes:
+    if classes is not None:
+        if not classes.strip():
+            raise InkdigitsError("--classes is empty: give the names in label order, 'a,b,c' or 'abc'")
         names = [c.strip() for c in classes.split(",")] if "," in classes else list(classes)
     if names is not None and len(names) != len(values):
         absent = [n for i, n in enumerate(names) if i not in set(values.tolist())]
@@ -164,8 +205,7 @@ def remap_labels(arrays: dict, names: list[str] | None, classes: str | None, whe
             raise InkdigitsError(f"{where}: class '{absent[0]}' has no images ({len(values)} of {len(names)} present)")
         raise InkdigitsError(f"{where}: {len(names)} class names for {len(values)} label values")
     names = names or [str(v) for v in values]
-    if len(set(names)) != len(names) or not all(names):
-        raise InkdigitsError(f"{where}: class names must be distinct and non-empty, got {names}")
+    check_class_names(names, where)
     out = dict(arrays, y_train=np.searchsorted(values, y))
     if arrays.get("y_test") is not None:
         stray = sorted(set(np.unique(arrays["y_test"]).tolist()) - set(values.tolist()))
@@ -173,6 +213,25 @@ def remap_labels(arrays: dict, names: list[str] | None, classes: str | None, whe
             raise InkdigitsError(f"{where}: test label {stray[0]} never appears in the training labels")
         out["y_test"] = np.searchsorted(values, arrays["y_test"])
     return out, names
+
+
+def check_class_names(names: list[str], where: str) -> None:
+    """Names that survive inkdigits' own files (classes.txt, one per line; --classes, comma-separated): distinct,
+    non-empty strings, printable, without commas or surrounding spaces."""
+    if len(set(names)) != len(names):
+        raise InkdigitsError(f"{where}: class names must be distinct, got {names[:12]}")
+    for name in names:
+        if not isinstance(name, str) or not name or not name.isprintable() or "," in name or name != name.strip():
+            raise InkdigitsError(f"{where}: class name {name!r:.40} is not usable: names are non-empty, printable, "
+                                 "without commas or surrounding spaces")  # fmt: skip
+
+
+def check_image_shape(x: np.ndarray, where: str) -> None:
+    if x.ndim != 3 or not (MIN_SIDE <= min(x.shape[1:]) and max(x.shape[1:]) <= MAX_SIDE):
+        raise InkdigitsError(f"{where}: images are {x.shape[1:] if x.ndim == 3 else x.shape}; inkdigits trains on "
+                             f"images of {MIN_SIDE} to {MAX_SIDE} pixels a side")  # fmt: skip
+    if len(x) == 0:
+        raise InkdigitsError(f"{where}: holds no images")
 
 
 def hold_out_test(arrays: dict, fraction: float, where: str, log) -> dict:

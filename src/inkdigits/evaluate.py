@@ -152,19 +152,12 @@ def real_reference_set(x_train, y_train, per_class: int, seed: int = 0):
 
 def load_samples(path: Path, num_classes: int = 10, size: int = 28) -> tuple[np.ndarray, np.ndarray]:
     """Read and validate an ``.npz`` with ``images`` (N,S,S) uint8 and ``labels`` (N,) ints 0..K-1."""
-    path = Path(path)
-    if not path.is_file():
-        raise InkdigitsError(f"{path}: samples file not found")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            keys = set(f.files)
-            if not {"images", "labels"} <= keys:
-                raise InkdigitsError(f"{path}: needs arrays 'images' and 'labels', found {sorted(keys) or 'none'}")
-            images, labels = f["images"], f["labels"]
-    except InkdigitsError:
-        raise
-    except Exception as e:
-        raise InkdigitsError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
+    from .datasets import npz_arrays
+
+    arrays = npz_arrays(path)
+    if not {"images", "labels"} <= set(arrays):
+        raise InkdigitsError(f"{path}: needs arrays 'images' and 'labels', found {sorted(arrays) or 'none'}")
+    images, labels = arrays["images"], arrays["labels"]
     if images.ndim != 3 or images.shape[1:] != (size, size):
         raise InkdigitsError(f"{path}: images must have shape (N, {size}, {size}), got {images.shape}")
     if images.dtype != np.uint8:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 
@@ -15,22 +16,27 @@ from .config import DIGITS, ClassifierConfig, ClassifierTrainConfig, DataSpec, f
 from .errors import InkdigitsError
 from .judge import RUN_CLASSIFIER
 from .resources import default_classifier
+from .rundir import check_writable
 
 
 def train_classifier_command(args) -> int:
     spec = data_spec(args)
     if spec.source != "mnist" and args.out is None:
         raise InkdigitsError("--out is needed for a classifier of your own data (the default is the shipped MNIST one)")
+    out = Path(args.out or default_classifier())
+    check_file_writable(out, ".safetensors")  # before the training, not after it
     dataset = datasets.load(spec)
-    out = args.out or default_classifier()
     cfg = ClassifierTrainConfig(seed=args.seed, **({"epochs": args.epochs} if args.epochs else {}))
     model_cfg = ClassifierConfig(num_classes=len(dataset.classes), image_size=int(dataset.x_train.shape[-1]))
     model = clf.train_classifier(dataset.x_train, dataset.y_train, cfg, model_cfg, progress=True)
     acc = clf.accuracy(model, dataset.x_test.numpy(), dataset.y_test.numpy())
     data_flags = "".join(" " + f for f in given_flags(args, DataSpec))
     command = f"inkdigits evaluate train-classifier{data_flags} --epochs {cfg.epochs} --seed {cfg.seed}"
-    clf.save_classifier(model, out, {"test_accuracy": acc, "train": asdict(cfg), "command": command,
-                                     "data": asdict(spec), "classes": dataset.classes})  # fmt: skip
+    try:
+        clf.save_classifier(model, out, {"test_accuracy": acc, "train": asdict(cfg), "command": command,
+                                         "data": asdict(spec), "classes": dataset.classes})  # fmt: skip
+    except OSError as e:
+        raise InkdigitsError(f"{out}: cannot write ({e.strerror or e})") from None
     print(f"test accuracy {acc:.2%}; wrote {out}")
     return 0
 
@@ -75,3 +81,13 @@ def evaluate_command(args) -> int:
             rows[f"real {spec.source} train (1000/class)"] = result["reference"]
         print(ev.format_table(rows, None if dataset.classes == DIGITS else dataset.classes))
     return 0
+
+
+def check_file_writable(path: Path, suffix: str) -> None:
+    """``path`` (a file to be written, with its .json beside it) can be written: a name ending in ``suffix``
+    whose folder exists or can be made, is writable and has room."""
+    if path.suffix != suffix:
+        raise InkdigitsError(f"{path}: --out must end in {suffix}")
+    if path.is_dir():
+        raise InkdigitsError(f"{path}: is a folder; --out names a {suffix} file")
+    check_writable(path.parent)

@@ -32,6 +32,15 @@ def generator_loss(d_fake: torch.Tensor, kind: str) -> torch.Tensor:
     return -d_fake.mean() if kind == "hinge" else F.softplus(-d_fake).mean()
 
 
+def mode_seeking(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """MSGAN's term (Mao et al. 2019): 1 / (image distance / noise distance) between the batch's two halves, which
+    share their classes. Small when two noises draw different images, large when G ignores its noise."""
+    h = len(fake) // 2
+    images = (fake[:h] - fake[h : 2 * h]).abs().mean()
+    noises = (z[:h] - z[h : 2 * h]).abs().mean()
+    return 1 / (images / noises + 1e-5)
+
+
 R1_EVERY = 16  # lazy regularisation (StyleGAN2): the penalty every 16 steps, scaled by 16
 
 
@@ -75,6 +84,9 @@ class ConditionalGAN:
         y_real = labels.to(self.device, non_blocking=True)
         z = torch.randn(n, self.model_config.latent_dim, generator=self.noise).to(self.device)
         y_fake = torch.randint(0, self.model_config.num_classes, (n,), generator=self.noise).to(self.device)
+        pairs = self.config.diversity and n >= 2
+        if pairs:  # the mode-seeking term compares the two halves' images: same classes, different noise
+            y_fake[n // 2 : 2 * (n // 2)] = y_fake[: n // 2]
         p = self.ada.p
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             fake = self.G_train(z, y_fake)
@@ -91,6 +103,8 @@ class ConditionalGAN:
 
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             loss_g = generator_loss(self.D_train(augment(fake, p, self.noise), y_fake).float(), kind)
+        if pairs:
+            loss_g = loss_g + self.config.diversity * mode_seeking(fake.float(), z)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()

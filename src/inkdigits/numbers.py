@@ -9,11 +9,16 @@ pool of worker processes; the folder appears only once complete (written beside 
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import io
 import json
+import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -26,7 +31,9 @@ from .errors import InkdigitsError
 def parse_length(text: str) -> tuple[int, int]:
     """'4-10' -> (4, 10); '6' -> (6, 6); bounds 1..MAX_NUMBER_DIGITS."""
     try:
-        lo, _, hi = text.partition("-")
+        lo, dash, hi = text.partition("-")
+        if dash and not hi.strip():
+            raise ValueError("no upper bound")
         lo, hi = int(lo), int(hi or lo)
     except ValueError:
         raise InkdigitsError(f"--length {text!r}: expected N or N-M, e.g. 4-10") from None
@@ -65,7 +72,24 @@ def _init(weights, options):
     from .sample import load_generator
 
     torch.set_num_threads(1)  # the pool uses the cores; each worker one thread
+    if multiprocessing.parent_process() is not None:  # a pool worker: the main process handles signals
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        die_with_parent()
     _worker.update(g=load_generator(weights), options=options)
+
+
+def die_with_parent() -> None:
+    """Linux: this worker gets SIGTERM when the main process dies, even by SIGKILL, instead of living on to
+    print broken-pipe tracebacks. Elsewhere the pool's own shutdown is all there is."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if multiprocessing.parent_process() is not None and not multiprocessing.parent_process().is_alive():
+        os._exit(1)  # the main process died before the call above
 
 
 def _make(job):
@@ -75,72 +99,140 @@ def _make(job):
 
 
 def export_numbers(weights, n: int, seed: int, out: Path, length=(4, 10), pattern=None, fmt="png", workers=None,
-                   options: dict | None = None, progress: bool = True) -> dict:  # fmt: skip
-    """Write the dataset into the new folder ``out``; returns counts and timing."""
+                   options: dict | None = None, progress: bool = True, classes: list[str] | None = None) -> dict:  # fmt: skip
+    """Write the dataset to ``out``: a new folder (png files or images.npz, with labels.jsonl), or for ``fmt``
+    npz and an ``out`` ending in .npz, that one file with the labels and boxes inside. Returns counts and timing.
+
+    Nothing partial is ever left at ``out``: the result is built beside it and renamed into place. A run that
+    is killed leaves its temp folder behind; the next export to the same ``out`` removes it."""
     from tqdm import tqdm
 
     from . import images as im
 
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    one_file = out.suffix == ".npz"
+    if one_file and fmt != "npz":
+        raise InkdigitsError(f"{out}: a .npz name is for --format npz (png writes a folder of images)")
+    if one_file and out.is_dir():
+        raise InkdigitsError(f"{out}: is a folder; give a new .npz file name")
+    if not one_file and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InkdigitsError(f"{out}: already exists and is not an empty folder; pick a new --out")
     workers = workers or os.cpu_count() or 1
     jobs = [(i, t, item_seed(seed, i)) for i, t in enumerate(texts(n, seed, length, pattern))]
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        remove_stale_temps(out)
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out), dir=out.parent))
     except OSError as e:
         raise InkdigitsError(f"{out}: cannot write there ({e.strerror or e})") from None
     start, results, pool = time.perf_counter(), [None] * n, None
     try:
-        if workers == 1:
-            _init(weights, options or {})
-            made = map(_make, jobs)
-        else:
-            import multiprocessing as mp
+        with terminate_raises():
+            if workers == 1:
+                _init(weights, options or {})
+                made = map(_make, jobs)
+            else:
+                import multiprocessing as mp
 
-            pool = mp.get_context("fork").Pool(workers, _init, (weights, options or {}))
-            made = pool.imap_unordered(_make, jobs, chunksize=16)
-        bar = tqdm(total=n, desc="numbers", unit="img", disable=not progress, mininterval=0.5)
-        for i, image, boxes in made:
-            results[i] = (image if fmt == "npz" else None, [list(b) for b in boxes])
-            if fmt == "png":
-                (tmp / f"{i:06d}.png").write_bytes(im.png_bytes(image))
-            bar.update(1)
-        if pool is not None:
-            pool.close()
-            pool.join()
-        bar.close()
-        with open(tmp / "labels.jsonl", "w") as labels:
-            for i, text, _ in jobs:
-                name = {"file": f"{i:06d}.png"} if fmt == "png" else {"index": i}
-                labels.write(json.dumps({**name, "text": text, "boxes": results[i][1]}) + "\n")
-        if fmt == "npz":
-            write_npz(tmp / "images.npz", [r[0] for r in results], [t for _, t, _ in jobs])
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
+                pool = mp.get_context("fork").Pool(workers, _init, (weights, options or {}))
+                made = pool.imap_unordered(_make, jobs, chunksize=16)
+            bar = tqdm(total=n, desc="numbers", unit="img", disable=not progress, mininterval=0.5)
+            for i, image, boxes in made:
+                results[i] = (image if fmt == "npz" else None, [list(b) for b in boxes])
+                if fmt == "png":
+                    (tmp / f"{i:06d}.png").write_bytes(im.png_bytes(image))
+                bar.update(1)
+            if pool is not None:
+                pool.close()
+                pool.join()
+            bar.close()
+            if fmt == "npz":
+                npz = numbers_npz_bytes([r[0] for r in results], [t for _, t, _ in jobs], [r[1] for r in results],
+                                        classes or [str(d) for d in range(10)])  # fmt: skip
+                (tmp / "images.npz").write_bytes(npz)
+            if one_file:
+                os.replace(tmp / "images.npz", out)
+                shutil.rmtree(tmp)
+            else:
+                with open(tmp / "labels.jsonl", "w") as labels:
+                    for i, text, _ in jobs:
+                        name = {"file": f"{i:06d}.png"} if fmt == "png" else {"index": i}
+                        labels.write(json.dumps({**name, "text": text, "boxes": results[i][1]}) + "\n")
+                if out.exists():
+                    out.rmdir()
+                os.replace(tmp, out)
+    except BaseException as e:
         if pool is not None:  # stop the workers now, not whenever the pool is collected
             pool.terminate()
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise InkdigitsError(f"{out}: cannot write ({e.strerror or e}); nothing was written") from None
         raise
     seconds = time.perf_counter() - start
     return {"n": n, "seconds": seconds, "images_per_s": n / seconds, "workers": workers}
 
 
-def write_npz(path: Path, images: list[np.ndarray], labels: list[str]) -> None:
-    path.write_bytes(numbers_npz_bytes(images, labels))
+def temp_prefix(out: Path) -> str:
+    """Temp folders carry the writer's process id, so a later run can tell a dead writer's from a live one's."""
+    return f".{out.name}.{os.getpid()}."
 
 
-def numbers_npz_bytes(images: list[np.ndarray], labels: list[str]) -> bytes:
-    """Written lines as ``.npz`` bytes: ``images`` (N, H, W) uint8 zero-padded at the right and bottom,
-    ``heights`` and ``widths`` (N,) of each line, ``labels`` (N,) the texts (a plain unicode array)."""
+def remove_stale_temps(out: Path) -> None:
+    """Remove the temp folders of earlier exports to ``out`` whose process is gone (killed with SIGKILL)."""
+    for tmp in out.parent.glob(f".{glob.escape(out.name)}.*.*"):
+        pid = tmp.name[len(out.name) + 2 :].split(".")[0]
+        if tmp.is_dir() and pid.isdigit() and not alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def terminate_raises():
+    """SIGTERM raises SystemExit in the main process while the export runs, so it cleans up (stops the
+    workers, removes its temp folder) instead of dying mid-write. Workers ignore SIGINT: Ctrl-C reaches the
+    main process, which stops them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def numbers_npz_bytes(images: list[np.ndarray], labels: list[str], boxes: list[list], classes: list[str]) -> bytes:
+    """Written lines as ``.npz`` bytes, every array plain (no pickle needed to read them):
+    ``images`` (N, H, W) uint8 zero-padded at the right and bottom; ``heights`` and ``widths`` (N,) of each line;
+    ``labels`` (N,) the texts; ``boxes`` (N, M, 4) int32, each line's character boxes (x0, y0, x1, y1,
+    end-exclusive; rows of -1 pad lines with fewer than M); ``box_chars`` (N, M) the character of each box ('' for
+    padding); ``classes`` (K,) the model's class names."""
     heights = np.array([im.shape[0] for im in images])
     widths = np.array([im.shape[1] for im in images])
     padded = np.zeros((len(images), heights.max(), widths.max()), np.uint8)
     for k, im in enumerate(images):
         padded[k, : im.shape[0], : im.shape[1]] = im
+    most = max((len(b) for b in boxes), default=0)
+    box_array = np.full((len(images), most, 4), -1, np.int32)
+    box_chars = np.full((len(images), most), "", dtype="<U1")
+    for k, line in enumerate(boxes):
+        for j, (x0, y0, x1, y1, ch) in enumerate(line):
+            box_array[k, j] = (x0, y0, x1, y1)
+            box_chars[k, j] = ch
     buf = io.BytesIO()
-    np.savez_compressed(buf, images=padded, heights=heights, widths=widths, labels=np.array(labels, dtype=str))
+    np.savez_compressed(buf, images=padded, heights=heights, widths=widths, labels=np.array(labels, dtype=str),
+                        boxes=box_array, box_chars=box_chars, classes=np.array(classes, dtype=str))  # fmt: skip
     return buf.getvalue()

@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import pickle
 import shutil
 import tempfile
 from pathlib import Path
@@ -42,24 +44,35 @@ class RunDir:
             raise InkdigitsError(f"{self.checkpoint}: nothing to resume (no checkpoint in {self.path})")
         if not resume and self.checkpoint.exists():
             raise InkdigitsError(f"{self.path}: already holds a run; add --resume to continue it or pick another --out")
-        if writer:
-            try:
-                (self.path / "samples").mkdir(parents=True, exist_ok=True)
-                with tempfile.NamedTemporaryFile(dir=self.path, prefix=".write-test-"):
-                    pass
-            except OSError as e:
-                raise InkdigitsError(f"{self.path}: cannot write there ({e.strerror or e})") from None
-            free = shutil.disk_usage(self.path).free
-            if free < MIN_FREE_BYTES:
-                raise InkdigitsError(f"{self.path}: only {free / 2**20:.0f} MB free, need {MIN_FREE_BYTES // 2**20} MB")
+        if writer:  # nothing is created yet: a run that fails on its inputs leaves no folder behind (create())
+            check_writable(self.path)
         return self.load_checkpoint() if resume else None
+
+    def create(self) -> None:
+        """Make the run folder, once the inputs are known to be good."""
+        with self.writing():
+            (self.path / "samples").mkdir(parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def writing(self):
+        """A failed write (a full disk, a folder made read-only) is one line, and says what was kept."""
+        try:
+            yield
+        except OSError as e:
+            kept = f"the last checkpoint is kept in {self.checkpoint}; " if self.checkpoint.exists() else ""
+            raise InkdigitsError(f"{e.filename or self.path}: cannot write ({e.strerror or e}); {kept}free space or "
+                                 "fix the folder, then run again" + (" with --resume" if kept else "")) from None
 
     def load_checkpoint(self) -> dict:
         try:
             state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
             missing = {"model", "train", "gan", "history"} - set(state)
+        except pickle.UnpicklingError:  # weights_only refused it: it holds Python objects, never loaded here
+            raise InkdigitsError(f"{self.checkpoint}: not a plain tensor checkpoint (it holds Python objects, which "
+                                 "are never loaded)") from None  # fmt: skip
         except Exception as e:
-            raise InkdigitsError(f"{self.checkpoint}: cannot read checkpoint ({type(e).__name__}: {e})") from None
+            first = (str(e).strip().splitlines() or [""])[0][:200]
+            raise InkdigitsError(f"{self.checkpoint}: cannot read checkpoint ({type(e).__name__}: {first})") from None
         if missing:
             raise InkdigitsError(f"{self.checkpoint}: not an inkdigits checkpoint (no {sorted(missing)[0]})")
         return state
@@ -104,3 +117,23 @@ class RunDir:
         fig.tight_layout()
         atomic_replace(self.path / "loss.png", lambda tmp: fig.savefig(tmp, format="png", dpi=90))
         plt.close(fig)
+
+
+def check_writable(path: Path) -> None:
+    """``path`` (a folder, made later if missing) can be written: its nearest existing folder is writable and has
+    MIN_FREE_BYTES free. Creates nothing."""
+    existing = Path(path)
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InkdigitsError(f"{path}: cannot make a folder there ({existing} is a file)")
+    try:  # a real write (permissions alone miss read-only mounts, and root ignores them)
+        with tempfile.TemporaryFile(dir=existing, prefix=".inkdigits-write-test-"):
+            pass
+    except OSError as e:
+        raise InkdigitsError(f"{path}: cannot write there ({existing}: {e.strerror or e})") from None
+    free = shutil.disk_usage(existing).free
+    if free < MIN_FREE_BYTES:
+        raise InkdigitsError(f"{path}: only {free / 2**20:.0f} MB free, need {MIN_FREE_BYTES // 2**20} MB")

@@ -23,6 +23,7 @@ import torch
 from .compose import MAX_LINE, MAX_NUMBER_DIGITS, SEPARATORS, compose
 from .config import DIGITS, ModelConfig
 from .errors import InkdigitsError
+from .limits import FRAMES, HEIGHT, IMAGES, NEATNESS, ROWS, SEED, SPACING, WIDTH
 from .models import Generator, to_uint8
 from .resources import default_weights
 from .weights import load_model
@@ -34,9 +35,15 @@ def random_seed() -> int:
     return secrets.randbelow(2**31)
 
 
+def seed_or_random(seed) -> int:
+    return random_seed() if seed is None else SEED.check(seed)
+
+
 def parse_line(text: str, names: list[str]) -> tuple[str, list[int]]:
     """(the characters to lay out, the class index of each non-separator) for ``write``. Raises InkdigitsError."""
-    line = " ".join(str(text).split())  # runs of whitespace are one space
+    if not isinstance(text, str):
+        raise InkdigitsError(f"text must be a string, got {text!r:.40}")
+    line = " ".join(text.split())  # runs of whitespace are one space
     if any(len(n) != 1 for n in names):
         raise InkdigitsError("this model's class names are longer than one character: write lines with generate")
     glyphs = [ch for ch in line if ch not in SEPARATORS or ch in names]
@@ -56,20 +63,26 @@ def parse_line(text: str, names: list[str]) -> tuple[str, list[int]]:
 def check_classes(classes, num_classes: int, names: list[str] | None = None) -> np.ndarray:
     """Class indices from indices or names (strings are names, integers are indices)."""
     last = num_classes - 1
+    if isinstance(classes, (str, bytes)):
+        classes = [classes]  # one class by name
     try:
         items = list(classes)
     except TypeError:
-        raise InkdigitsError(f"digits must be a sequence of integers 0-{last}") from None
+        raise InkdigitsError(f"classes must be a sequence of class indices 0-{last} or names") from None
+    IMAGES.check(len(items))
     if names is not None and any(isinstance(c, str) for c in items):
         unknown = [c for c in items if not isinstance(c, str) or c not in names]
         if unknown:
             raise InkdigitsError(f"{unknown[0]!r} is not a class of this model (its classes: {', '.join(names)})")
         items = [names.index(c) for c in items]
-    arr = np.asarray(items)
-    if arr.size and (not np.issubdtype(arr.dtype, np.integer) or arr.ndim != 1):
-        raise InkdigitsError(f"digits must be a sequence of integers 0-{last}")
+    try:
+        arr = np.asarray(items)
+    except (ValueError, TypeError):  # ragged or odd items
+        arr = np.asarray([], dtype=object)
+    if len(items) and (arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer) or arr.ndim != 1):
+        raise InkdigitsError(f"classes must be a sequence of class indices 0-{last} or names")
     if arr.size and (arr.min() < 0 or arr.max() > last):
-        raise InkdigitsError(f"digits must be 0-{last}, got {int(arr.min())}..{int(arr.max())}")
+        raise InkdigitsError(f"class indices must be 0-{last}, got {int(arr.min())}..{int(arr.max())}")
     return arr.astype(np.int64)
 
 
@@ -104,14 +117,13 @@ class DigitGenerator:
         """The class indices ``write`` would draw for ``text`` (separators left out); raises InkdigitsError."""
         return parse_line(text, self.classes)[1]
 
-    def styles(self, n: int, seed: int | None = None, neatness: float = 0.0) -> np.ndarray:
+    def styles(self, n: int, seed: int | None = None, neatness: float = NEATNESS.default) -> np.ndarray:
         """``n`` handwriting styles (latent vectors), reproducible from ``seed``.
 
         ``neatness`` in [0, 1] shrinks them toward the mean style (the truncation trick): 0 is the full variety
         the model learned, 1 the single most typical hand; benchmarks/neatness.py measures the trade."""
-        if not 0.0 <= neatness <= 1.0:
-            raise InkdigitsError(f"neatness must be between 0 and 1, got {neatness}")
-        gen = torch.Generator().manual_seed(random_seed() if seed is None else int(seed))
+        n, neatness = IMAGES.check(n), NEATNESS.check(neatness)
+        gen = torch.Generator().manual_seed(seed_or_random(seed))
         return (torch.randn(n, self.latent_dim, generator=gen) * (1.0 - neatness)).numpy()
 
     @torch.inference_mode()
@@ -121,7 +133,7 @@ class DigitGenerator:
         return torch.cat(out).numpy() if out else np.zeros((0, size, size), np.uint8)
 
     def generate(self, digits: Sequence[int | str], seed: int | None = None, styles=None,
-                 neatness: float = 0.0) -> np.ndarray:  # fmt: skip
+                 neatness: float = NEATNESS.default) -> np.ndarray:  # fmt: skip
         """Draw each class in ``digits`` (indices, or names such as "A"); returns uint8 (N, S, S), white on black.
 
         ``styles``: optional latent vectors, (N, latent_dim) or one (latent_dim,) for all; otherwise drawn
@@ -132,40 +144,50 @@ class DigitGenerator:
         if styles is None:
             z = torch.from_numpy(self.styles(len(y), seed, neatness))
         else:
-            z = torch.as_tensor(np.asarray(styles, dtype=np.float32))
+            try:
+                with np.errstate(over="ignore"):  # values beyond float32 become inf, refused below
+                    z = torch.as_tensor(np.asarray(styles, dtype=np.float32))
+            except (ValueError, TypeError, OverflowError):
+                raise InkdigitsError(f"styles must be an array of numbers, got {styles!r:.40}") from None
+            if not torch.isfinite(z).all():
+                raise InkdigitsError("styles must be finite numbers (no NaN or infinity)")
             if z.ndim == 1:
                 z = z.expand(len(y), -1)
             if z.shape != (len(y), self.latent_dim):
                 raise InkdigitsError(f"styles must have shape ({len(y)}, {self.latent_dim}), got {tuple(z.shape)}")
         return self._draw(z.contiguous(), torch.from_numpy(y))
 
-    def write(self, text: str, seed: int | None = None, new_hand_per_digit: bool = False, spacing: float = 1.0,
-              height: int | None = None, width: int | None = None, neatness: float = 0.0):  # fmt: skip
+    def write(self, text: str, seed: int | None = None, new_hand_per_digit: bool = False, spacing: float = SPACING.default,
+              height: int | None = None, width: int | None = None, neatness: float = NEATNESS.default):  # fmt: skip
         """``text`` written as one line by one hand (compose.py): digits (or one-character class names) and the
         separators ``- . / :`` and space. Returns (image uint8 (H, W), boxes [(x0, y0, x1, y1, char), ...]).
 
         The same seed gives the same image. ``new_hand_per_digit``: a new style for every glyph (the layout
         stays one hand's); ``spacing`` scales the gaps; ``height``/``width``: a fixed canvas to fit into."""
+        spacing = SPACING.check(spacing)
+        height, width = (None if v is None else limit.check(v) for v, limit in ((height, HEIGHT), (width, WIDTH)))
+        if width is not None and height is None:
+            raise InkdigitsError("width needs height (a fixed canvas has both)")
         chars, classes = parse_line(text, self.classes)
-        seed = random_seed() if seed is None else int(seed)
+        seed = seed_or_random(seed)
         styles = self.styles(len(classes) if new_hand_per_digit else 1, seed, neatness)
         glyphs = self.generate(classes, styles=styles if new_hand_per_digit else styles[0]) if classes else []
         return compose(list(glyphs), chars, np.random.default_rng(seed), spacing=spacing, height=height, width=width)
 
-    def style_sheet(self, rows: int, seed: int | None = None, neatness: float = 0.0) -> np.ndarray:
+    def style_sheet(self, rows: int, seed: int | None = None, neatness: float = NEATNESS.default) -> np.ndarray:
         """``rows`` styles, each written as every class: (rows*K, S, S), row-major."""
-        styles = np.repeat(self.styles(rows, seed, neatness), self.num_classes, axis=0)
+        styles = np.repeat(self.styles(ROWS.check(rows), seed, neatness), self.num_classes, axis=0)
         return self.generate(np.tile(np.arange(self.num_classes), rows), styles=styles)
 
-    def morph(self, digit_a: int, digit_b: int, frames: int = 8, seed: int | None = None,
-              same_style: bool = False, neatness: float = 0.0) -> np.ndarray:  # fmt: skip
+    def morph(self, digit_a: int, digit_b: int, frames: int = FRAMES.default, seed: int | None = None,
+              same_style: bool = False, neatness: float = NEATNESS.default) -> np.ndarray:  # fmt: skip
         """Frames from (style A, digit A) to (style B, digit B): spherical interpolation of the style and a
         linear blend of the two digits' class conditioning."""
         digit_a, digit_b = (int(c) for c in self._check([digit_a, digit_b]))
         a, b = self.styles(2, seed, neatness)
         if same_style:
             b = a
-        t = np.linspace(0.0, 1.0, max(2, frames))
+        t = np.linspace(0.0, 1.0, FRAMES.check(frames))
         z = np.stack([slerp(a, b, ti) for ti in t]).astype(np.float32)
         y = np.zeros((len(t), self.num_classes), np.float32)
         y[:, digit_a] += 1 - t
@@ -189,6 +211,13 @@ def load_generator(path: str | Path | None = None) -> DigitGenerator:
     if not path.exists():
         raise InkdigitsError(f"{path}: weights file not found (train one with `inkdigits train --out runs/mine`)")
     net, config, info = load_model(path, "Generator", ModelConfig, Generator)
+    names = info.get("classes")
+    if names is not None:
+        from .datasets import check_class_names
+
+        if not isinstance(names, list) or len(names) != config.num_classes:
+            raise InkdigitsError(f"{path.with_suffix('.json')}: 'classes' must be a list of {config.num_classes} names")
+        check_class_names(names, str(path.with_suffix(".json")))
     return DigitGenerator(net, config, path, info=info)
 
 
@@ -204,7 +233,7 @@ def dataset_npz_bytes(images: np.ndarray, labels, classes: list[str] | None = No
 
 
 def export_dataset(g: DigitGenerator, per_class: int, seed: int, out: Path, fmt: str = "npz",
-                   neatness: float = 0.0) -> list[Path]:  # fmt: skip
+                   neatness: float = NEATNESS.default) -> list[Path]:  # fmt: skip
     """Write a labelled synthetic dataset: npz (images, labels, classes) or MNIST-layout IDX files (with a
     classes.txt naming the labels, which `inkdigits train --data` reads back)."""
     from . import idx

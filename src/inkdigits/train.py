@@ -68,8 +68,11 @@ def train(out: Path | str, overrides: dict | None = None, *, data: dict | None =
     steps_per_epoch = len(sampler) // local_batch
     model_cfg, cfg, why = recipe(model_cfg, cfg, len(x), steps_per_epoch, None if state else set(overrides or {}))
     log(why)
-    judge = (make_judge(run.path, cfg, model_cfg, spec, dataset.classes, classifier, x, y, x_val, y_val, log)
-             if procs.is_main else lambda gan: {"fid": None, "class_acc": None})  # fmt: skip
+    if procs.is_main:
+        run.create()
+    with run.writing():
+        judge = (make_judge(run.path, cfg, model_cfg, spec, dataset.classes, classifier, x, y, x_val, y_val, log)
+                 if procs.is_main else lambda gan: {"fid": None, "class_acc": None})  # fmt: skip
     total_steps, decay_steps = cfg.steps, cfg.lr_decay_epochs * steps_per_epoch
     gan = ConditionalGAN(model_cfg, cfg, procs.device, noise_seed=cfg.seed * 1000 + procs.rank)
     history, partial, commands = [], fresh_partial(), [command]
@@ -116,7 +119,8 @@ def train(out: Path | str, overrides: dict | None = None, *, data: dict | None =
             if procs.any(stop.signum is not None):
                 add_partial(partial, sums, time.perf_counter() - t0, stretch)
                 if procs.is_main:
-                    run.save_checkpoint(checkpoint())
+                    with run.writing():
+                        run.save_checkpoint(checkpoint())
                     log(f"stopped by signal: saved {run.checkpoint}; continue with --resume")
                 raise SystemExit(stop.exit_code)
             # Stop in time to score, export and checkpoint before the deadline.
@@ -131,18 +135,19 @@ def train(out: Path | str, overrides: dict | None = None, *, data: dict | None =
             record = eval_record(gan, steps_per_epoch, partial, cfg.batch_size, history)
             t_eval = time.perf_counter()
             if procs.is_main:
-                record.update(judge(gan))
-                best = record["fid"] is None or record["fid"] <= min((r["fid"] for r in history if r["fid"] is not None),
-                                                                      default=math.inf)  # fmt: skip
-                history.append(record)
-                run.save_samples(gan.sample(grid_z, grid_y), gan.step, ncols=10)
-                run.plot(history)
-                info = sidecar("Generator", asdict(model_cfg), train=asdict(cfg), data=asdict(spec),
-                               classes=dataset.classes, command=commands[0],
-                               selected_by=record["selected_by"], **{key: record[key] for key in EXPORTED})  # fmt: skip
-                run.export(gan.G_ema, info, best)
-                run.save_checkpoint(checkpoint())
-                log(summary(record, total_steps))
+                with run.writing():  # a full disk: one line, the last checkpoint kept
+                    record.update(judge(gan))
+                    scored = [r["fid"] for r in history if r["fid"] is not None]
+                    best = record["fid"] is None or record["fid"] <= min(scored, default=math.inf)
+                    history.append(record)
+                    run.save_samples(gan.sample(grid_z, grid_y), gan.step, ncols=10)
+                    run.plot(history)
+                    info = sidecar("Generator", asdict(model_cfg), train=asdict(cfg), data=asdict(spec),
+                                   classes=dataset.classes, command=commands[0],
+                                   selected_by=record["selected_by"], **{key: record[key] for key in EXPORTED})  # fmt: skip
+                    run.export(gan.G_ema, info, best)
+                    run.save_checkpoint(checkpoint())
+                    log(summary(record, total_steps))
             else:
                 history.append(record)
             eval_seconds = time.perf_counter() - t_eval
