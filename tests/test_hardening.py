@@ -328,3 +328,50 @@ def test_a_killed_export_leaves_no_temp_folder_after_a_rerun(tmp_path, sig):
     rerun = subprocess.run([*argv[:5], "3", *argv[6:]], capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
     assert not list(tmp_path.glob(".numbers.*")) and len(list(out.glob("*.png"))) == 3
+
+
+@pytest.mark.parametrize("fmt", ["png", "npz"])
+def test_a_full_disk_during_a_numbers_export_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch, fmt):
+    import errno
+    from pathlib import Path as P
+
+    weights = write_tiny_generator(tmp_path / "g.safetensors")
+    before = files_under(tmp_path)
+    real = P.write_bytes
+
+    def full(self, data):
+        if self.parent.name.startswith(".numbers."):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(P, "write_bytes", full)
+    code = cli.main(["export", "--numbers", "5", "--format", fmt, "--weights", str(weights), "--workers", "1",
+                     "--out", str(tmp_path / "numbers")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "No space left on device" in err
+    assert files_under(tmp_path) == before
+
+
+def test_a_full_disk_during_training_is_one_line_and_keeps_the_checkpoint(tmp_path, data_dir, capsys, monkeypatch):
+    import errno
+
+    from conftest import TINY_TRAIN
+
+    from inkdigits import rundir
+
+    calls = []
+    real = rundir.RunDir.save_samples
+
+    def fills_up(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.path / "samples" / "x.png"))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(rundir.RunDir, "save_samples", fills_up)
+    argv = ["train", "--out", str(tmp_path / "run"), "--classifier", "none"]
+    argv += [f"--{k.replace('_', '-')}={v}" for k, v in {**TINY_TRAIN, "epochs": 2, "eval_every": 5}.items()]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "No space left on device" in err and "the last checkpoint is kept" in err and "--resume" in err
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()

@@ -204,6 +204,9 @@ def cmd_generate(args) -> int:
         picture, what = im.grid(batch, ncols=min(g.num_classes, 10)), f"{args.rows} styles x every class"
     im.save_png(picture, args.out, scale=args.scale)
     print(f"wrote {args.out} ({what}, seed {seed})")
+    if args.neatness >= NEATNESS.hi and args.number is None:
+        print("note: --neatness 1 is the single most typical hand, so every image of a class is the same",
+              file=sys.stderr)  # fmt: skip
     return 0
 
 
