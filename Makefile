@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-TORCH := torch==2.13.0
+TORCH := $(shell sed -n "s/^\(torch==[0-9.]*\).*/\1/p" requirements.txt)  # the one pin: requirements.txt
 PORT ?= 8501
 
 $(BIN)/.installed-app: pyproject.toml

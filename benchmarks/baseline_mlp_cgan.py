@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inkdigits import data
+from inkdigits import datasets
 from inkdigits import evaluate as ev
 from inkdigits.classifier import load_classifier
 from inkdigits.models import to_uint8, to_unit
@@ -61,7 +61,7 @@ def main():
     max_steps, per_class = (5, 20) if args.dry_run else (None, 1000)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    mnist = data.load_mnist()
+    mnist = datasets.load_mnist()
     G, D = MLPGenerator(), MLPDiscriminator()
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))

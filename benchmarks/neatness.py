@@ -9,7 +9,7 @@ import argparse
 import numpy as np
 import torch
 
-from inkdigits import data, load_generator
+from inkdigits import datasets, load_generator
 from inkdigits import evaluate as ev
 from inkdigits.classifier import load_classifier
 
@@ -26,7 +26,7 @@ def main():
         args.per_class, args.levels = 20, [0.0, 0.5]
     torch.set_num_threads(args.threads)
     g = load_generator(args.weights)
-    mnist = data.load_mnist()
+    mnist = datasets.load_mnist()
     evaluator = ev.Evaluator(load_classifier(), mnist.x_test.numpy(), mnist.y_test.numpy())
     labels = np.repeat(np.arange(g.num_classes), args.per_class)
     rows = {f"neatness {level:g}": evaluator.metrics(g.generate(labels, seed=0, neatness=level), labels)

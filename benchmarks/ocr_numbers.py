@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inkdigits import data, load_generator
+from inkdigits import datasets, load_generator
 from inkdigits.compose import compose
 from inkdigits.numbers import item_seed, texts
 
@@ -131,7 +131,7 @@ def main():
         args.train, args.test, args.epochs = 64, 32, 1
     torch.set_num_threads(args.threads)
     g = load_generator(args.weights)
-    mnist = data.load_mnist()
+    mnist = datasets.load_mnist()
     t0 = time.perf_counter()
     sets = {
         "inkdigits numbers (generated digits)": written(g, args.train, seed=1),

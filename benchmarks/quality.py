@@ -15,7 +15,7 @@ import time
 import numpy as np
 import torch
 
-from inkdigits import data, load_generator
+from inkdigits import datasets, load_generator
 from inkdigits import evaluate as ev
 from inkdigits.classifier import load_classifier
 from inkdigits.fileio import atomic_write_text
@@ -80,7 +80,7 @@ def main():
     torch.set_num_threads(args.threads)
     t0 = time.time()
     g = load_generator(args.weights)
-    mnist = data.load_mnist()
+    mnist = datasets.load_mnist()
     labels = np.repeat(np.arange(10), args.per_class)
     images = g.generate(labels, seed=args.seed)
     result = ev.run_evaluation(images, labels, mnist, load_classifier(), with_cas=args.cas,

@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from own_data import draw  # noqa: E402
 
 from inkdigits import classifier as clf  # noqa: E402
-from inkdigits import data, load_generator  # noqa: E402
+from inkdigits import datasets, load_generator  # noqa: E402
 from inkdigits import evaluate as ev  # noqa: E402
 from inkdigits.config import ClassifierConfig, ClassifierTrainConfig  # noqa: E402
-from inkdigits.data import Dataset  # noqa: E402
+from inkdigits.datasets import Dataset  # noqa: E402
 
 SHAPES = ["circle", "cross", "square", "triangle"]
 SETS = ("mnist100", "mnist500", "shapes")
@@ -117,7 +117,7 @@ def main():
     for name in names:
         run = work / f"run-{name}"
         if name.startswith("mnist"):
-            mnist = mnist or data.load_mnist()
+            mnist = mnist or datasets.load_mnist()
             per_class = 10 if args.dry_run else int(name[5:])
             source = mnist_subset(mnist, per_class, work / f"{name}.npz")
             real, judge = mnist, clf.load_classifier()

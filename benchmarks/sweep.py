@@ -14,11 +14,12 @@ import time
 import numpy as np
 import torch
 
-from inkdigits import data
+from inkdigits import datasets
 from inkdigits import evaluate as ev
 from inkdigits.classifier import load_classifier
 from inkdigits.config import recipe, resolve
 from inkdigits.gan import ConditionalGAN
+from inkdigits.judge import SCORE_SEED
 from inkdigits.train import split
 
 
@@ -37,7 +38,7 @@ def main():
         key, value = item.split("=", 1)
         overrides[key] = json.loads(value)
     steps, per_class = (5, 10) if args.dry_run else (args.steps, 500)
-    mnist = data.load_mnist()
+    mnist = datasets.load_mnist()
     model_cfg, cfg = resolve(overrides)
     x, y, x_val, y_val = split(mnist, cfg)
     model_cfg, cfg, _ = recipe(model_cfg, cfg, len(x), len(x) // cfg.batch_size, set(overrides))  # as `train` picks
@@ -50,7 +51,7 @@ def main():
         gan.train_step(x[idx], y[idx])
     seconds = time.perf_counter() - start
     evaluator = ev.Evaluator(load_classifier(), x_val.numpy(), y_val.numpy(), max_per_class_diversity=200)
-    z = torch.randn(10 * per_class, model_cfg.latent_dim, generator=torch.Generator().manual_seed(777))
+    z = torch.randn(10 * per_class, model_cfg.latent_dim, generator=torch.Generator().manual_seed(SCORE_SEED))
     labels = torch.arange(10).repeat_interleave(per_class)
     if not args.ema:  # the raw generator: very short runs have no useful moving average yet
         gan.G_ema.load_state_dict(gan.G.state_dict())

@@ -10,7 +10,7 @@ from conftest import Evil, synthetic_arrays
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inkdigits import data, idx
+from inkdigits import data, datasets, idx
 from inkdigits.errors import InkdigitsError
 
 
@@ -132,14 +132,14 @@ def test_wheel_checksum_mismatch_is_detected(tmp_path):
 
 def test_cache_is_reused(data_dir, monkeypatch):
     monkeypatch.setattr(data, "fetch", lambda *a, **k: pytest.fail("cache should be reused, not refetched"))
-    mnist = data.load_mnist()
+    mnist = datasets.load_mnist()
     assert mnist.x_train.shape == (640, 28, 28) and mnist.x_train.dtype.is_floating_point is False
     assert mnist.y_train.dtype.is_floating_point is False and mnist.source == "synthetic"
 
 
 def test_missing_cache_names_the_command(tmp_path):
     with pytest.raises(InkdigitsError, match="inkdigits data fetch"):
-        data.load_mnist(tmp_path / "empty", fetch_if_needed=False)
+        datasets.load_mnist(tmp_path / "empty", fetch_if_needed=False)
 
 
 def test_damaged_cache_is_detected_and_rebuilt(tmp_path, monkeypatch):

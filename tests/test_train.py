@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import TINY_MODEL, TINY_TRAIN, free_port
 
-from inkdigits import cli, load_generator
+from inkdigits import cli, datasets, load_generator
 from inkdigits.config import ModelConfig, TrainConfig
 from inkdigits.errors import InkdigitsError
 from inkdigits.gan import ConditionalGAN
@@ -156,9 +156,8 @@ def test_validation_split_is_never_trained_on(data_dir, tmp_path, monkeypatch):
 
     monkeypatch.setattr(ConditionalGAN, "train_step", spy)
     train(tmp_path / "run", tiny(limit=None, val_size=100), device="cpu", quiet=True)
-    from inkdigits import data
 
-    x_all = data.load_mnist().x_train
+    x_all = datasets.load_mnist().x_train
     trained = torch.cat(seen)
     held_out = x_all[-100:]
     matches = (trained[:, None] == held_out[None]).flatten(2).all(-1)
@@ -230,9 +229,8 @@ def test_nan_loss_stops_with_a_clear_message(data_dir, tmp_path, monkeypatch):
 
 def test_per_epoch_scores_on_the_validation_split_pick_the_export(data_dir, tmp_path):
     from inkdigits import classifier as clf
-    from inkdigits import data
 
-    mnist = data.load_mnist()
+    mnist = datasets.load_mnist()
     model = clf.train_classifier(mnist.x_train[:200], mnist.y_train[:200], clf.ClassifierTrainConfig(epochs=1))
     clf.save_classifier(model, tmp_path / "clf.safetensors", {"test_accuracy": 0.0})
     out = tmp_path / "run"

@@ -30,7 +30,7 @@ from inkdigits.share_link import (
     parse_seed_text,
     read_link,
 )
-from inkdigits.weights import read_metrics
+from inkdigits.weights import METRICS_PER_CLASS, read_metrics
 
 # Streamlit's file watcher walks every module's __path__; torch.classes answers with an error. It has none.
 torch.classes.__path__ = []
@@ -89,7 +89,7 @@ def sidebar(g) -> None:
         metrics = None
         st.sidebar.warning(f"No measured metrics: {e}")
     if metrics:
-        st.sidebar.markdown("**Measured** (`inkdigits evaluate`, 1000 per class):")
+        st.sidebar.markdown(f"**Measured** (`inkdigits evaluate`, {METRICS_PER_CLASS} per class):")
         rows = [("class accuracy", f"{metrics['class_acc']:.2%}"), ("FID (classifier features)", f"{metrics['fid']:.2f}")]
         if "fid_ratio" in metrics:
             rows.append(("FID / real data", f"{metrics['fid_ratio']:.1f}x"))

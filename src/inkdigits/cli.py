@@ -21,9 +21,10 @@ from .cli_args import (
     train_command,
     train_overrides,
 )
-from .config import DataSpec, ModelConfig, TrainConfig
+from .config import ClassifierTrainConfig, DataSpec, ModelConfig, TrainConfig
 from .errors import InkdigitsError
 from .limits import HEIGHT, NEATNESS, ROWS, SPACING, WIDTH
+from .weights import METRICS_PER_CLASS
 
 
 def build_parser() -> Parser:
@@ -111,14 +112,15 @@ def add_evaluate_parser(sub) -> None:
     src = v.add_mutually_exclusive_group()
     src.add_argument("--weights", type=Path, help="generator weights (default: the shipped generator)")
     src.add_argument("--samples", type=Path, help=".npz with images (N,S,S) uint8 and labels (N,)")
-    v.add_argument("--per-class", type=int_range(1, 100_000), default=1000)
+    v.add_argument("--per-class", type=int_range(1, 100_000), default=METRICS_PER_CLASS)
     v.add_argument("--seed", type=SEED, default=0)
     v.add_argument("--cas", action="store_true", help="also train on the samples and test on real digits")
     v.add_argument("--no-reference", action="store_true", help="skip the real-data reference row")
     v.add_argument("--classifier", type=Path, help="reference classifier (default: the shipped MNIST one)")
     v.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_config_flags(v, DataSpec)
-    v.add_argument("--epochs", type=int_range(1, 1000), help="train-classifier: epochs (default 15)")
+    v.add_argument("--epochs", type=int_range(1, 1000),
+                   help=f"train-classifier: epochs (default {ClassifierTrainConfig.epochs})")
     v.add_argument("--out", type=Path, help="train-classifier: output (default: the shipped classifier)")
     v.add_argument("--threads", type=int_range(1, 1024))
 

@@ -23,6 +23,11 @@ MIN_EVAL_EVERY = 250  # steps: scoring every epoch of a small set cost half of i
 SMALL_DATA = 20_000  # training images below which the small-set recipe applies (RESULTS section 11)
 SMALL_DATA_DECAY = 1 / 3  # share of a small set's run over which the learning rates fall to 0
 SMALL_DATA_DIVERSITY = 0.0  # the mode-seeking term's weight on a small set (RESULTS section 11)
+# Data shapes a run accepts, and the validation split held out for model selection.
+CLASSES = (2, 100)
+IMAGE_SIZES = (16, 64)  # pixels a side, a multiple of 4
+VAL_SHARE, VAL_MAX = 0.1, 5000  # the default split: 10 % of the training images, at most 5000
+
 SMALL_DATA_MODEL = {"d_minibatch_std": True}  # a small set's generator collapses to one image per class without it
 
 
@@ -43,8 +48,8 @@ class ModelConfig:
     embed_dim: int = option(16, "size of the label embedding concatenated to z", 1, 1024)
     d_minibatch_std: bool = option(False, "discriminator sees each group of 4 images' feature spread (ProGAN's "
                                    "minibatch std), so it can tell a generator that ignores its noise")
-    num_classes: int = option(10, "number of classes", 2, 100, cli=False)
-    image_size: int = option(28, "image height and width in pixels (a multiple of 4)", 16, 64, cli=False)
+    num_classes: int = option(10, "number of classes", *CLASSES, cli=False)
+    image_size: int = option(28, "image height and width in pixels (a multiple of 4)", *IMAGE_SIZES, cli=False)
 
     def __post_init__(self):
         if self.image_size % 4:
@@ -80,7 +85,7 @@ class TrainConfig:
     seed: int = option(0, "seed of weights, batches and noise", 0, 2**63 - 1)
     eval_per_class: int = option(100, "samples per class for the per-epoch FID (0: off)", 0, 10_000)
     val_size: int | None = option(None, "last N training images held out for model selection, never trained on "
-                                  "(default: 10%, at most 5000)", 0, 10**7)
+                                  f"(default: {VAL_SHARE:.0%}, at most {VAL_MAX})", 0, 10**7)
     limit: int | None = option(None, "train on the first N images only (smoke tests)", 1, 10**9)
 
 
@@ -91,7 +96,7 @@ class DataSpec:
     source: str = option("mnist", "mnist, a folder of IDX files, an .npz, or a folder with a subfolder per class",
                          flag="data")
     image_size: int | None = option(None, "train at this size, a multiple of 4 (default: the data's own, else 28)",
-                                    16, 64)
+                                    *IMAGE_SIZES)
     transpose: bool = option(False, "transpose every image (EMNIST's IDX files store them transposed)")
     classes: str | None = option(None, "class names in label order: 'a,b,c' or 'abc' (default: from the data)")
     test_fraction: float = option(0.1, "share held out as the test split when the data has none", 0.01, 0.5)

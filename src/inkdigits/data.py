@@ -21,12 +21,10 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .config import DIGITS
 from .errors import InkdigitsError
 from .fileio import atomic_write_bytes
 from .idx import arrays_from_idx_dir
@@ -204,18 +202,6 @@ def fetch(folder: Path | None = None, from_dir: Path | None = None) -> Path:
     return save_cache(arrays, folder, source)
 
 
-@dataclass
-class Dataset:
-    """A labelled image set in memory as uint8 tensors (47 MB for all of MNIST); normalise per batch."""
-
-    x_train: torch.Tensor  # noqa: F821  (N, S, S) uint8, white ink on black
-    y_train: torch.Tensor  # noqa: F821  (N,) int64, 0..K-1
-    x_test: torch.Tensor  # noqa: F821
-    y_test: torch.Tensor  # noqa: F821
-    source: str
-    classes: list[str] = field(default_factory=lambda: list(DIGITS))  # names of 0..K-1
-
-
 def _read_cache(folder: Path) -> tuple[dict[str, np.ndarray], dict]:
     npz, meta_path = folder / CACHE_NAME, folder / META_NAME
     if not npz.is_file():
@@ -255,14 +241,6 @@ def load_cached_arrays(folder: Path | None = None, fetch_if_needed: bool = True,
     log(f"{problem}; fetching it now (same as `inkdigits data fetch`) ...")
     fetch(folder)
     return _read_cache(folder)
-
-
-def load_mnist(folder: Path | None = None, fetch_if_needed: bool = True, log=print) -> Dataset:
-    import torch
-
-    arrays, meta = load_cached_arrays(folder, fetch_if_needed, log)
-    t = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
-    return Dataset(t["x_train"], t["y_train"].long(), t["x_test"], t["y_test"].long(), meta.get("source", "?"))
 
 
 def describe(arrays: dict[str, np.ndarray]) -> str:

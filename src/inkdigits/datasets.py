@@ -14,17 +14,41 @@ Every problem is one InkdigitsError naming the file.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .config import DataSpec
-from .data import Dataset, load_mnist
+from .config import CLASSES, DIGITS, IMAGE_SIZES, DataSpec
+from .data import load_cached_arrays
 from .errors import InkdigitsError
 from .idx import read_idx_dir
 
+if TYPE_CHECKING:
+    import torch
+
+@dataclass
+class Dataset:
+    """A labelled image set in memory as uint8 tensors (47 MB for all of MNIST); normalise per batch."""
+
+    x_train: torch.Tensor  # (N, S, S) uint8, white ink on black
+    y_train: torch.Tensor  # (N,) int64, 0..K-1
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    source: str
+    classes: list[str] = field(default_factory=lambda: list(DIGITS))  # names of 0..K-1
+
+
+def load_mnist(folder: Path | None = None, fetch_if_needed: bool = True, log=print) -> Dataset:
+    import torch
+
+    arrays, meta = load_cached_arrays(folder, fetch_if_needed, log)
+    t = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
+    return Dataset(t["x_train"], t["y_train"].long(), t["x_test"], t["y_test"].long(), meta.get("source", "?"))
+
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
-MIN_CLASSES, MAX_CLASSES = 2, 100
 MIN_SIDE, MAX_SIDE = 8, 1024  # pixels: a training image is resized to 16..64, so nothing outside this is one
 MAX_PIXELS = MAX_SIDE * MAX_SIDE
 
@@ -193,8 +217,8 @@ def remap_labels(arrays: dict, names: list[str] | None, classes: str | None, whe
     if not np.issubdtype(y.dtype, np.integer):
         raise InkdigitsError(f"{where}: labels must be integers, got {y.dtype}")
     values = np.unique(y)
-    if not MIN_CLASSES <= len(values) <= MAX_CLASSES:
-        raise InkdigitsError(f"{where}: {len(values)} classes in the labels; inkdigits needs {MIN_CLASSES} to {MAX_CLASSES}")
+    if not CLASSES[0] <= len(values) <= CLASSES[1]:
+        raise InkdigitsError(f"{where}: {len(values)} classes in the labels; inkdigits needs {CLASSES[0]} to {CLASSES[1]}")
     if classes is not None:
         if not classes.strip():
             raise InkdigitsError("--classes is empty: give the names in label order, 'a,b,c' or 'abc'")
@@ -251,7 +275,7 @@ def choose_size(shape, requested: int | None, where: str, log) -> int:
     if h != w:
         raise InkdigitsError(f"{where}: images are {w}x{h}; inkdigits needs square images (crop or pad them)")
     if requested is None:
-        if h % 4 == 0 and 16 <= h <= 64:
+        if h % 4 == 0 and IMAGE_SIZES[0] <= h <= IMAGE_SIZES[1]:
             return h
         requested = 28
     if requested != h:

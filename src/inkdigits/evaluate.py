@@ -23,6 +23,7 @@ import numpy as np
 
 from .classifier import Classifier, cas, predict
 from .errors import InkdigitsError
+from .weights import METRICS_PER_CLASS
 
 CAS_EPOCHS = 10  # the CAS protocol: a fresh classifier, 10 epochs on the samples only
 
@@ -196,7 +197,7 @@ def format_table(rows: dict[str, dict], classes: list[str] | None = None) -> str
     return "\n".join(lines)
 
 
-def run_evaluation(images, labels, mnist, classifier, with_cas=False, reference=True, per_class_ref=1000,
+def run_evaluation(images, labels, mnist, classifier, with_cas=False, reference=True, per_class_ref=METRICS_PER_CLASS,
                    cas_epochs=CAS_EPOCHS, log=print) -> dict:  # fmt: skip
     """Metrics for a sample set, plus (optionally) the real-data reference row."""
     x_test, y_test = mnist.x_test.numpy(), mnist.y_test.numpy()

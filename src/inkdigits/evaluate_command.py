@@ -17,6 +17,7 @@ from .errors import InkdigitsError
 from .judge import RUN_CLASSIFIER
 from .resources import default_classifier
 from .rundir import check_writable
+from .weights import METRICS_PER_CLASS
 
 
 def train_classifier_command(args) -> int:
@@ -78,7 +79,7 @@ def evaluate_command(args) -> int:
     else:
         rows = {name: result["samples"]}
         if "reference" in result:
-            rows[f"real {spec.source} train (1000/class)"] = result["reference"]
+            rows[f"real {spec.source} train ({METRICS_PER_CLASS}/class)"] = result["reference"]
         print(ev.format_table(rows, None if dataset.classes == DIGITS else dataset.classes))
     return 0
 

@@ -19,6 +19,7 @@ from .config import ClassifierConfig, ClassifierTrainConfig
 from .errors import InkdigitsError
 
 RUN_CLASSIFIER = "classifier.safetensors"
+SCORE_SEED = 777  # the fixed noise of every validation score, so scores of one run compare
 OFF = "none"  # --classifier none
 MIN_PER_CLASS = 2  # training images per class that a classifier can learn anything from
 
@@ -49,7 +50,7 @@ def make_judge(run_path: Path, cfg, model_cfg, spec, classes: list[str], classif
     k, n = evaluator.num_classes, cfg.eval_per_class
 
     def score(gan) -> dict:
-        z = torch.randn(n * k, gan.model_config.latent_dim, generator=torch.Generator().manual_seed(777))
+        z = torch.randn(n * k, gan.model_config.latent_dim, generator=torch.Generator().manual_seed(SCORE_SEED))
         labels = torch.arange(k).repeat_interleave(n)
         m = evaluator.metrics(gan.sample(z, labels), labels.numpy())
         return {"fid": m["fid"], "class_acc": m["class_acc"], "selected_by": "best validation FID"}

@@ -22,7 +22,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from . import distributed
-from .config import recipe, resolve, resolve_data
+from .config import VAL_MAX, VAL_SHARE, recipe, resolve, resolve_data
 from .errors import InkdigitsError
 from .gan import ConditionalGAN
 from .judge import check_given, make_judge
@@ -40,7 +40,7 @@ def train(out: Path | str, overrides: dict | None = None, *, data: dict | None =
           device: str = "auto", classifier: Path | str | None = None, dataset=None, quiet: bool = False,
           command: str = "", minutes: float | None = None) -> Trained:  # fmt: skip
     """Train (or with ``resume``, continue) the run in ``out``. ``overrides``: ModelConfig/TrainConfig fields ->
-    values; ``data``: DataSpec fields -> values (default MNIST); ``dataset``: an in-memory data.Dataset instead;
+    values; ``data``: DataSpec fields -> values (default MNIST); ``dataset``: an in-memory datasets.Dataset instead;
     ``classifier``: the reference classifier for the validation scores (default: the shipped MNIST one, or for
     other data one trained on it first; "none": no scores); ``minutes``: stop after about this long, exporting
     the best generator so far (``resume`` goes on)."""
@@ -178,7 +178,7 @@ def load_dataset(spec, procs, log):
 
 
 def split(dataset, cfg, shuffle: bool = False):
-    """(x_train, y_train, x_val, y_val): the last ``val_size`` training images (default 10%, at most 5000)
+    """(x_train, y_train, x_val, y_val): the last ``val_size`` training images (default VAL_SHARE, at most VAL_MAX)
     are held out for model selection and never trained on; ``limit`` then takes the first N of the rest.
     ``shuffle`` (for data other than MNIST, whose order is already random) first orders them by a fixed seed:
     a set saved class by class would otherwise hold out its last classes only."""
@@ -187,7 +187,7 @@ def split(dataset, cfg, shuffle: bool = False):
     if shuffle:
         order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
         x, y = x[order], y[order]
-    val_size = min(5000, n // 10) if cfg.val_size is None else cfg.val_size
+    val_size = min(VAL_MAX, int(n * VAL_SHARE)) if cfg.val_size is None else cfg.val_size
     if val_size >= n:
         raise InkdigitsError(f"--val-size {val_size} leaves none of the {n} training images to train on")
     cut = n - val_size
