@@ -21,11 +21,11 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 from inkdigits import cli, load_generator
+from inkdigits.compose import MAX_LINE, MAX_NUMBER_DIGITS, parse_line
 from inkdigits.config import DIGITS, ClassifierConfig
 from inkdigits.errors import InkdigitsError
 from inkdigits.models import Classifier
 from inkdigits.rundir import CHECKPOINT
-from inkdigits.sample import MAX_LINE, MAX_NUMBER_DIGITS, parse_line
 
 
 def make_bad_weights(kind: str, folder: Path, good: Path) -> Path:

@@ -1,6 +1,7 @@
 """inkdigits web app: ``inkdigits app`` (any install) or ``streamlit run app.py`` (a checkout, Streamlit Cloud).
 
-Only the sampling API is imported (no training code, no dataset). The model loads once per server; each
+It imports the sampling API and what the API itself is made of (its limits, the line composer's constants, the
+file formats of the downloads), never training code or datasets. The model loads once per server; each
 user's results live in their own st.session_state, so they survive reruns when another widget changes. Each
 tab is a fragment (a click reruns only that tab), and every result puts its inputs and the seed it used into
 the page's address: opening that address pre-fills the tab and draws the same images again.
@@ -15,11 +16,12 @@ import streamlit as st
 import torch
 
 from inkdigits import images as im
+from inkdigits.compose import MAX_NUMBER_DIGITS
 from inkdigits.errors import InkdigitsError
+from inkdigits.formats import dataset_npz_bytes, numbers_npz_bytes
 from inkdigits.limits import NEATNESS
-from inkdigits.numbers import numbers_npz_bytes
 from inkdigits.resources import default_weights
-from inkdigits.sample import MAX_NUMBER_DIGITS, dataset_npz_bytes, load_generator, random_seed
+from inkdigits.sample import load_generator, random_seed
 from inkdigits.share_link import (
     APP_FRAMES,
     APP_ROWS,

@@ -213,7 +213,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .sample import export_dataset
+    from .formats import export_dataset
 
     if args.numbers:
         return export_numbers(args)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .config import DIGITS
+from .errors import InkdigitsError
 from .limits import SPACING
 
 SEPARATORS = "-./: "
@@ -156,3 +158,24 @@ def fit(canvas: np.ndarray, boxes: list, height: int, width: int | None):
     return out, [[ox + int(np.floor(x0 * factor)), oy + int(np.floor(y0 * factor)),
                   min(out_w, ox + int(np.ceil(x1 * factor))), min(height, oy + int(np.ceil(y1 * factor))), ch]
                  for x0, y0, x1, y1, ch in boxes]  # fmt: skip
+
+
+def parse_line(text: str, names: list[str]) -> tuple[str, list[int]]:
+    """(the characters to lay out, the class index of each non-separator) for ``write``. Raises InkdigitsError."""
+    if not isinstance(text, str):
+        raise InkdigitsError(f"text must be a string, got {text!r:.40}")
+    line = " ".join(text.split())  # runs of whitespace are one space
+    if any(len(n) != 1 for n in names):
+        raise InkdigitsError("this model's class names are longer than one character: write lines with generate")
+    glyphs = [ch for ch in line if ch not in SEPARATORS or ch in names]
+    if not glyphs:
+        raise InkdigitsError("type at least one digit (0-9)" if names == DIGITS else "type at least one class name")
+    bad = sorted({ch for ch in glyphs if ch not in names})
+    if bad:
+        allowed = "digits 0-9" if names == DIGITS else "the classes " + ", ".join(names[:12])
+        raise InkdigitsError(f"{text!r}: only {allowed} and the separators - . / : and space can be written "
+                             f"(found {''.join(bad)!r})")  # fmt: skip
+    if len(glyphs) > MAX_NUMBER_DIGITS or len(line) > MAX_LINE:
+        raise InkdigitsError(f"at most {MAX_NUMBER_DIGITS} {'digits' if names == DIGITS else 'characters'} "
+                             f"and {MAX_LINE} characters in all (got {len(glyphs)} and {len(line)})")  # fmt: skip
+    return line, [names.index(ch) for ch in glyphs]

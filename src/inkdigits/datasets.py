@@ -23,6 +23,7 @@ import numpy as np
 from .config import CLASSES, DIGITS, IMAGE_SIZES, DataSpec
 from .data import load_cached_arrays
 from .errors import InkdigitsError
+from .formats import first_line, npz_arrays
 from .idx import read_idx_dir
 
 if TYPE_CHECKING:
@@ -103,32 +104,6 @@ def read_classes_txt(path: Path) -> list[str] | None:
     if not names:
         raise InkdigitsError(f"{path}: lists no class names")
     return names
-
-
-def npz_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz`` file, never unpickling anything; one line naming the file for anything amiss."""
-    path = Path(path)
-    if not path.is_file():
-        raise InkdigitsError(f"{path}: file not found")
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(4)
-        if magic not in (b"PK\x03\x04", b"PK\x05\x06"):  # an .npz is a zip archive
-            raise InkdigitsError(f"{path}: not an .npz file (not a zip archive of arrays)")
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
-    except InkdigitsError:
-        raise
-    except ValueError as e:
-        if "pickle" in str(e):
-            raise InkdigitsError(f"{path}: holds pickled objects, which are never loaded; save plain arrays") from None
-        raise InkdigitsError(f"{path}: not a readable .npz file ({first_line(e)})") from None
-    except Exception as e:
-        raise InkdigitsError(f"{path}: not a readable .npz file ({type(e).__name__}: {first_line(e)})") from None
-
-
-def first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:

@@ -23,6 +23,7 @@ import numpy as np
 
 from .classifier import Classifier, cas, predict
 from .errors import InkdigitsError
+from .formats import npz_arrays
 from .weights import METRICS_PER_CLASS
 
 CAS_EPOCHS = 10  # the CAS protocol: a fresh classifier, 10 epochs on the samples only
@@ -153,8 +154,6 @@ def real_reference_set(x_train, y_train, per_class: int, seed: int = 0):
 
 def load_samples(path: Path, num_classes: int = 10, size: int = 28) -> tuple[np.ndarray, np.ndarray]:
     """Read and validate an ``.npz`` with ``images`` (N,S,S) uint8 and ``labels`` (N,) ints 0..K-1."""
-    from .datasets import npz_arrays
-
     arrays = npz_arrays(path)
     if not {"images", "labels"} <= set(arrays):
         raise InkdigitsError(f"{path}: needs arrays 'images' and 'labels', found {sorted(arrays) or 'none'}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import io
 import json
 import multiprocessing
 import os
@@ -26,6 +25,7 @@ import numpy as np
 
 from .compose import MAX_LINE, MAX_NUMBER_DIGITS, SEPARATORS
 from .errors import InkdigitsError
+from .formats import numbers_npz_bytes
 
 
 def parse_length(text: str) -> tuple[int, int]:
@@ -212,27 +212,3 @@ def terminate_raises():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def numbers_npz_bytes(images: list[np.ndarray], labels: list[str], boxes: list[list], classes: list[str]) -> bytes:
-    """Written lines as ``.npz`` bytes, every array plain (no pickle needed to read them):
-    ``images`` (N, H, W) uint8 zero-padded at the right and bottom; ``heights`` and ``widths`` (N,) of each line;
-    ``labels`` (N,) the texts; ``boxes`` (N, M, 4) int32, each line's character boxes (x0, y0, x1, y1,
-    end-exclusive; rows of -1 pad lines with fewer than M); ``box_chars`` (N, M) the character of each box ('' for
-    padding); ``classes`` (K,) the model's class names."""
-    heights = np.array([im.shape[0] for im in images])
-    widths = np.array([im.shape[1] for im in images])
-    padded = np.zeros((len(images), heights.max(), widths.max()), np.uint8)
-    for k, im in enumerate(images):
-        padded[k, : im.shape[0], : im.shape[1]] = im
-    most = max((len(b) for b in boxes), default=0)
-    box_array = np.full((len(images), most, 4), -1, np.int32)
-    box_chars = np.full((len(images), most), "", dtype="<U1")
-    for k, line in enumerate(boxes):
-        for j, (x0, y0, x1, y1, ch) in enumerate(line):
-            box_array[k, j] = (x0, y0, x1, y1)
-            box_chars[k, j] = ch
-    buf = io.BytesIO()
-    np.savez_compressed(buf, images=padded, heights=heights, widths=widths, labels=np.array(labels, dtype=str),
-                        boxes=box_array, box_chars=box_chars, classes=np.array(classes, dtype=str))  # fmt: skip
-    return buf.getvalue()

@@ -1,4 +1,4 @@
-"""The sampling API that the CLI, the app and the benchmarks all use.
+"""The sampling API that the CLI, the app and the benchmarks all use (files are formats.py's job).
 
     from inkdigits import load_generator
     g = load_generator()                       # the shipped generator (or $INKDIGITS_WEIGHTS)
@@ -12,7 +12,6 @@ so Streamlit can serve many users from one loaded model.
 
 from __future__ import annotations
 
-import io
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .compose import MAX_LINE, MAX_NUMBER_DIGITS, SEPARATORS, compose
+from .compose import compose, parse_line
 from .config import DIGITS, ModelConfig
 from .errors import InkdigitsError
 from .limits import FRAMES, HEIGHT, IMAGES, NEATNESS, ROWS, SEED, SPACING, WIDTH
@@ -37,27 +36,6 @@ def random_seed() -> int:
 
 def seed_or_random(seed) -> int:
     return random_seed() if seed is None else SEED.check(seed)
-
-
-def parse_line(text: str, names: list[str]) -> tuple[str, list[int]]:
-    """(the characters to lay out, the class index of each non-separator) for ``write``. Raises InkdigitsError."""
-    if not isinstance(text, str):
-        raise InkdigitsError(f"text must be a string, got {text!r:.40}")
-    line = " ".join(text.split())  # runs of whitespace are one space
-    if any(len(n) != 1 for n in names):
-        raise InkdigitsError("this model's class names are longer than one character: write lines with generate")
-    glyphs = [ch for ch in line if ch not in SEPARATORS or ch in names]
-    if not glyphs:
-        raise InkdigitsError("type at least one digit (0-9)" if names == DIGITS else "type at least one class name")
-    bad = sorted({ch for ch in glyphs if ch not in names})
-    if bad:
-        allowed = "digits 0-9" if names == DIGITS else "the classes " + ", ".join(names[:12])
-        raise InkdigitsError(f"{text!r}: only {allowed} and the separators - . / : and space can be written "
-                             f"(found {''.join(bad)!r})")  # fmt: skip
-    if len(glyphs) > MAX_NUMBER_DIGITS or len(line) > MAX_LINE:
-        raise InkdigitsError(f"at most {MAX_NUMBER_DIGITS} {'digits' if names == DIGITS else 'characters'} "
-                             f"and {MAX_LINE} characters in all (got {len(glyphs)} and {len(line)})")  # fmt: skip
-    return line, [names.index(ch) for ch in glyphs]
 
 
 def check_classes(classes, num_classes: int, names: list[str] | None = None) -> np.ndarray:
@@ -221,45 +199,5 @@ def load_generator(path: str | Path | None = None) -> DigitGenerator:
     return DigitGenerator(net, config, path, info=info)
 
 
-def dataset_npz_bytes(images: np.ndarray, labels, classes: list[str] | None = None) -> bytes:
-    """A labelled batch as ``.npz`` bytes: ``images`` (N,S,S) uint8, ``labels`` (N,) uint8 and, when given,
-    ``classes`` (K,) the names of labels 0..K-1 (a plain unicode array: no pickle needed to read it)."""
-    buf = io.BytesIO()
-    arrays = {"images": np.asarray(images, dtype=np.uint8), "labels": np.asarray(labels, dtype=np.uint8)}
-    if classes is not None:
-        arrays["classes"] = np.asarray(classes, dtype=str)
-    np.savez_compressed(buf, **arrays)
-    return buf.getvalue()
-
-
-def export_dataset(g: DigitGenerator, per_class: int, seed: int, out: Path, fmt: str = "npz",
-                   neatness: float = NEATNESS.default) -> list[Path]:  # fmt: skip
-    """Write a labelled synthetic dataset: npz (images, labels, classes) or MNIST-layout IDX files (with a
-    classes.txt naming the labels, which `inkdigits train --data` reads back)."""
-    from . import idx
-    from .fileio import atomic_write_bytes
-
-    labels = np.repeat(np.arange(g.num_classes, dtype=np.uint8), per_class)
-    images = g.generate(labels.astype(np.int64), seed=seed, neatness=neatness)
-    out = Path(out)
-    try:
-        if fmt == "idx":
-            if out.exists() and not out.is_dir():
-                raise InkdigitsError(f"{out}: --format idx writes a folder, and this is a file")
-            paths = [out / idx.IDX_FILES["x_train"], out / idx.IDX_FILES["y_train"]]
-            idx.write_idx(paths[0], images)
-            idx.write_idx(paths[1], labels)
-            atomic_write_bytes(out / "classes.txt", ("\n".join(g.classes) + "\n").encode())
-            return [*paths, out / "classes.txt"]
-        if out.suffix != ".npz":
-            raise InkdigitsError(f"{out}: --format npz writes a .npz file")
-        if out.is_dir():
-            raise InkdigitsError(f"{out}: is a directory")
-        atomic_write_bytes(out, dataset_npz_bytes(images, labels, g.classes))
-        return [out]
-    except OSError as e:
-        raise InkdigitsError(f"{out}: cannot write ({e.strerror or e})") from None
-
-
 # The public names; `Generator` in the package namespace is the sampling object, not the nn.Module.
-__all__ = ["load_generator", "DigitGenerator", "parse_line", "random_seed", "export_dataset", "default_weights"]
+__all__ = ["load_generator", "DigitGenerator", "random_seed", "default_weights"]
