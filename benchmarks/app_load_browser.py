@@ -14,31 +14,21 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"]  # fmt: skip
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _serving as serving  # noqa: E402
+from _serving import CHROMIUM  # noqa: E402
+from _serving import CHROMIUM_FLAGS as FLAGS  # noqa: E402
 
 
 def start_server(port: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless",
-                             "true", "--server.port", str(port), "--server.address", "127.0.0.1"],
-                            stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env, cwd=ROOT)  # fmt: skip
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
-                return proc
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise SystemExit(f"streamlit did not start; see {log}")
+    try:
+        return serving.start(serving.streamlit_command(port), port, log, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    except RuntimeError as e:
+        raise SystemExit(f"streamlit did not start ({e}); see {log}") from None
 
 
 async def user(browser, url: str, uid: int, clicks: int, results: list, errors: list):

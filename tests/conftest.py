@@ -2,9 +2,14 @@
 
 import os
 import socket
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+# benchmarks/_serving.py (the Streamlit server start) is shared by the browser tests and benchmarks.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 # Tests use tiny models; one thread is fastest and never fights a background training run.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -12,6 +17,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 TINY_MODEL = {"g_width": 8, "d_width": 8, "latent_dim": 16}
 # A few-second training run on the synthetic data below (640 train images, 64 held out).
 TINY_TRAIN = {**TINY_MODEL, "batch_size": 32, "epochs": 1, "eval_per_class": 0, "ema_start": 4, "val_size": 64}
+
+
+def flags(settings: dict) -> list[str]:
+    """Config fields as `inkdigits train` flags: {"g_width": 8} -> ["--g-width", "8"]."""
+    return [part for key, value in settings.items() for part in (f"--{key.replace('_', '-')}", str(value))]
 
 
 def pytest_configure(config):

@@ -6,14 +6,15 @@ def main(out: str, dump: str) -> None:
     import os
 
     import torch
+    from conftest import TINY_MODEL
 
     from inkdigits import distributed
     from inkdigits.train import train
 
     torch.set_num_threads(1)
     # R1 (applied at step 0) takes its gradients past DDP's hooks: the test checks they are averaged too
-    tiny = {"g_width": 8, "d_width": 8, "batch_size": 32, "epochs": 2, "eval_per_class": 0, "limit": 256,
-            "val_size": 64, "eval_every": 8, "r1_gamma": 1.0}  # fmt: skip
+    tiny = {**TINY_MODEL, "batch_size": 32, "epochs": 2, "eval_per_class": 0, "limit": 256, "val_size": 64,
+            "eval_every": 8, "r1_gamma": 1.0}  # fmt: skip
     result = train(out, tiny, device="cpu", quiet=True)
     gan = result.gan
     torch.save({"G": gan.G.state_dict(), "D": gan.D.state_dict(), "G_ema": gan.G_ema.state_dict(), "steps": gan.step},

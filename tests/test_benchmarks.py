@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-BENCHMARKS = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py"))
+BENCHMARKS = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("[!_]*.py"))  # _x.py: helpers
 
 
 def test_there_are_benchmarks():
@@ -20,4 +20,10 @@ def test_benchmark_dry_run(script, data_dir, tmp_path):
     out = subprocess.run([sys.executable, str(script), "--dry-run"], capture_output=True, text=True, env=env,
                          cwd=tmp_path, timeout=300)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "|" in out.stdout or "wrote" in out.stdout, out.stdout
+    table = [line for line in out.stdout.splitlines() if line.startswith("|")]
+    if table:  # a Markdown table: a header, its rule, at least one row, every row as wide as the header
+        assert len(table) >= 3 and set(table[1]) <= set("|-: "), out.stdout
+        assert all(row.count("|") == table[0].count("|") for row in table), out.stdout
+    else:  # the scripts that make files say which
+        written = [line.split()[1] for line in out.stdout.splitlines() if line.startswith("wrote ")]
+        assert written and all((tmp_path / w).exists() or Path(w).exists() for w in written), out.stdout

@@ -5,19 +5,14 @@ Set INKDIGITS_SCREENSHOT=1 to refresh docs/app.png from this run.
 
 import os
 import shutil
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
+import _serving as serving
 import pytest
+from _serving import CHROMIUM, ROOT
+from _serving import CHROMIUM_FLAGS as FLAGS
 from conftest import free_port
-
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run", "--disable-quic"]
 
 pytestmark = pytest.mark.browser
 
@@ -43,35 +38,12 @@ def server(tmp_path):
         # An error, never a skip: `make test` installs it (scripts/ensure-chromium); elsewhere, install it yourself.
         how = "apt-get install -y chromium" if shutil.which("apt-get") else "your system's chromium package"
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium ({how}), or run `make test`, which does")
-    port = free_port()
-    log = open(tmp_path / "streamlit.log", "w+")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
+    port, log = free_port(), tmp_path / "streamlit.log"
+    proc = serving.start(serving.streamlit_command(port), port, log, env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, "streamlit exited early: " + (tmp_path / "streamlit.log").read_text()
-            assert time.time() < deadline, "streamlit did not start in 60 s"
-            time.sleep(0.3)
-        yield url, tmp_path / "streamlit.log"
+        yield f"http://127.0.0.1:{port}", log
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        serving.stop(proc)
 
 
 def test_pick_a_digit_and_generate_in_chromium(server):

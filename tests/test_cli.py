@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from inkdigits import cli, data, idx, load_generator
+from inkdigits import images as im
 from inkdigits.errors import InkdigitsError
 
 
@@ -35,8 +36,10 @@ def test_every_command_prints_help(command, capsys):
 
 def test_generate_digit_png(weights, tmp_path, capsys):
     assert run("generate", "--digit", 7, "--count", 16, "--seed", 0, "--weights", weights, "--out", tmp_path / "7.png") == 0
-    img = Image.open(tmp_path / "7.png")
-    assert img.mode == "L" and img.size == ((8 * 30 + 2) * 4, (2 * 30 + 2) * 4)
+    img = np.asarray(Image.open(tmp_path / "7.png"))
+    sevens = load_generator(weights).generate([7] * 16, seed=0)
+    # the PNG is those 16 images, 8 a row, each pixel 4x4 (--scale 4 is the default)
+    np.testing.assert_array_equal(img[::4, ::4], im.grid(sevens, ncols=8))
     assert "seed 0" in capsys.readouterr().out
 
 
@@ -115,8 +118,8 @@ def test_bad_arguments_exit_2_with_one_line(weights, tmp_path, monkeypatch, caps
 
 def test_neatness_shrinks_the_styles(weights, tmp_path):
     g = load_generator(weights)
-    full = g.styles(50, seed=1)
-    np.testing.assert_allclose(g.styles(50, seed=1, neatness=0.5), full * 0.5)
+    spread = [np.linalg.norm(g.styles(50, seed=1, neatness=n)) for n in (0.0, 0.25, 0.5, 0.75)]
+    assert all(a > b > 0 for a, b in zip(spread, spread[1:], strict=False))  # neater: closer to the typical style
     typical = g.generate([3] * 4, seed=1, neatness=1.0)
     assert all(np.array_equal(typical[0], im) for im in typical)  # one hand: the mean style
     with pytest.raises(InkdigitsError, match="neatness must be between 0 and 1"):

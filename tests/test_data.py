@@ -180,3 +180,10 @@ def test_real_fetch_from_pypi(tmp_path):
     arrays, meta = data.load_cached_arrays(tmp_path, fetch_if_needed=False)
     assert len(arrays["x_train"]) == 60000 and len(arrays["x_test"]) == 10000
     assert meta["sha256"] == data.MNIST_ARRAYS_SHA256
+
+
+def test_the_real_mnist_cache_matches_the_pinned_digest():
+    """The check that test_real_fetch_from_pypi makes, on the cache every run reads (fetched once if missing)."""
+    arrays, meta = data.load_cached_arrays()
+    assert data.array_digest(arrays) == data.MNIST_ARRAYS_SHA256 == meta["sha256"]
+    assert len(arrays["x_train"]) == 60000 and len(arrays["x_test"]) == 10000

@@ -1,10 +1,7 @@
 """ONNX export (checked with onnxruntime) and `inkdigits app` (the packaged app, served by Streamlit)."""
 
 import os
-import subprocess
 import sys
-import time
-import urllib.request
 
 import numpy as np
 import onnxruntime as ort
@@ -41,21 +38,10 @@ def test_onnx_bad_output_is_one_line(tiny_weights, tmp_path, capsys, name, messa
 
 
 def test_app_command_serves_the_packaged_app(tiny_weights, tmp_path):
+    import _serving as serving
+
     port = free_port()
     env = {**os.environ, "INKDIGITS_WEIGHTS": str(tiny_weights), "STREAMLIT_SERVER_HEADLESS": "true"}
-    proc = subprocess.Popen([sys.executable, "-m", "inkdigits", "app", "--port", str(port)], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=2) as r:
-                    assert r.read() == b"ok"
-                    break
-            except OSError:
-                assert proc.poll() is None, proc.stdout.read()
-                assert time.time() < deadline, "the app did not answer in 60 s"
-                time.sleep(0.3)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+    proc = serving.start([sys.executable, "-m", "inkdigits", "app", "--port", str(port), "--address", "127.0.0.1"],
+                         port, tmp_path / "app.log", env=env, cwd=tmp_path, timeout=60)  # fmt: skip
+    serving.stop(proc)

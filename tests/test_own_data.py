@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Evil
+from conftest import TINY_MODEL, Evil, flags
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -15,8 +15,7 @@ from inkdigits import cli, datasets, idx, load_generator
 from inkdigits.config import DataSpec
 from inkdigits.errors import InkdigitsError
 
-TINY = ["--g-width", "8", "--d-width", "8", "--latent-dim", "16", "--batch-size", "16", "--epochs", "1",
-        "--threads", "1", "--eval-per-class", "0"]  # fmt: skip
+TINY = [*flags({**TINY_MODEL, "batch_size": 16, "epochs": 1, "eval_per_class": 0}), "--threads", "1"]
 LETTERS = ["A", "B", "C"]
 
 

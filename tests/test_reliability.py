@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import Evil
+from conftest import TINY_MODEL, Evil, flags
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
@@ -134,8 +134,8 @@ def test_sampling_is_thread_safe(tiny_weights):
 
 # --------------------------------------------------------------------------- faults during training
 
-TRAIN = ["-m", "inkdigits", "train", "--g-width", "8", "--d-width", "8", "--batch-size", "32", "--limit", "320",
-         "--val-size", "64", "--eval-every", "10", "--threads", "1", "--eval-per-class", "0"]  # fmt: skip  # 10 steps an epoch
+TRAIN = ["-m", "inkdigits", "train", "--threads", "1",  # 10 steps an epoch
+         *flags({**TINY_MODEL, "batch_size": 32, "limit": 320, "val_size": 64, "eval_every": 10, "eval_per_class": 0})]
 
 
 def train_proc(out: Path, data_dir: Path, *extra: str) -> subprocess.Popen:

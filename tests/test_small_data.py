@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_MODEL, TINY_TRAIN, synthetic_arrays
+from conftest import TINY_MODEL, TINY_TRAIN, flags, synthetic_arrays
 
 from inkdigits import augment, cli
 from inkdigits.augment import ADA_INTERVAL, AdaptiveAugment
@@ -86,7 +86,7 @@ def test_a_classifier_for_other_classes_is_refused(own_npz, tmp_path, capsys):
     names = list("abcdefghij")
     clf.save_classifier(model, tmp_path / "c.safetensors", {"classes": names})
     argv = ["train", "--data", str(own_npz), "--out", str(tmp_path / "run"), "--classifier", str(tmp_path / "c.safetensors"),
-            "--g-width", "8", "--d-width", "8", "--steps", "2", "--threads", "1"]  # fmt: skip
+            *flags(TINY_MODEL), "--steps", "2", "--threads", "1"]  # fmt: skip
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "a classifier for classes a, b, c, d, e, f, ... (10), but the data's are 0, 1" in err
@@ -100,7 +100,7 @@ def test_a_class_too_small_for_a_classifier_is_one_line(tmp_path, capsys):
     keep = (y != 3) | (np.cumsum(y == 3) <= 1)  # one image of class 3 in all
     np.savez(tmp_path / "few.npz", x_train=x[keep], y_train=y[keep], x_test=x[:20], y_test=y[:20])
     argv = ["train", "--data", str(tmp_path / "few.npz"), "--out", str(tmp_path / "run"), "--steps", "2",
-            "--g-width", "8", "--d-width", "8", "--threads", "1"]  # fmt: skip
+            *flags(TINY_MODEL), "--threads", "1"]  # fmt: skip
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "class '3' has" in err and "at least 2 per class" in err

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_MODEL, TINY_TRAIN, free_port
+from conftest import TINY_MODEL, TINY_TRAIN, flags, free_port
 
 from inkdigits import cli, datasets, load_generator
 from inkdigits.config import ModelConfig, TrainConfig
@@ -18,8 +18,7 @@ from inkdigits.rundir import CHECKPOINT, RunDir
 from inkdigits.train import train
 
 # 256 images in batches of 32: 8 steps an epoch, scored after each
-TINY = ["--g-width", "8", "--d-width", "8", "--latent-dim", "16", "--batch-size", "32", "--limit", "256",
-        "--val-size", "64", "--eval-every", "8", "--threads", "1"]  # fmt: skip
+TINY = [*flags({**TINY_MODEL, "batch_size": 32, "limit": 256, "val_size": 64, "eval_every": 8}), "--threads", "1"]
 
 
 def tiny(**kw):
@@ -293,9 +292,9 @@ def test_gan_options_r1_augment_and_lr_scale_train():
         losses = gan.train_step(x, y)
     assert all(torch.isfinite(v) for v in losses.values())
     gan.set_lr_scale(0.25)
-    assert gan.opt_g.param_groups[0]["lr"] == pytest.approx(0.25 * 2e-4)
+    assert gan.opt_g.param_groups[0]["lr"] == pytest.approx(0.25 * TrainConfig().lr_g)
 
 
 def test_lr_decay_reaches_zero_at_the_end(data_dir, tmp_path):
     result = train(tmp_path / "run", tiny(epochs=2, lr_decay_epochs=1), device="cpu", quiet=True)
-    assert result.gan.opt_g.param_groups[0]["lr"] == pytest.approx(2e-4 / 4)  # set before the last of 4 steps
+    assert result.gan.opt_g.param_groups[0]["lr"] == pytest.approx(TrainConfig().lr_g / 4)  # before the last of 4 steps

@@ -4,9 +4,16 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 
 from inkdigits import load_generator, resources
 from inkdigits.classifier import load_classifier
+
+
+@pytest.fixture(autouse=True)
+def shipped_weights(monkeypatch):
+    """These tests are about the shipped weights: a user's INKDIGITS_WEIGHTS must not stand in for them."""
+    monkeypatch.delenv("INKDIGITS_WEIGHTS", raising=False)
 
 
 def test_shipped_weights_are_package_data():
@@ -19,7 +26,6 @@ def test_shipped_weights_are_package_data():
 
 
 def test_format_1_and_format_2_sidecars_give_the_same_images(tmp_path, monkeypatch):
-    monkeypatch.delenv("INKDIGITS_WEIGHTS", raising=False)
     shipped = resources.pretrained("generator.safetensors")
     v2 = json.loads(shipped.with_suffix(".json").read_text())
     model = {k: v for k, v in v2["model"].items() if k not in ("num_classes", "image_size")}  # 0.1 had neither

@@ -236,9 +236,9 @@ def export_numbers(args) -> int:
     pattern = numbers.check_pattern(args.pattern) if args.pattern is not None else None
     options = layout(args)
     fmt = args.format or ("npz" if args.out.suffix == ".npz" else "png")
-    g = _load(args.weights)  # fail on bad weights before starting workers
-    report = numbers.export_numbers(g.path, args.numbers, args.seed, args.out, length, pattern, fmt, args.workers,
-                                    options, progress=sys.stderr.isatty(), classes=g.classes)  # fmt: skip
+    g = _load(args.weights)
+    report = numbers.export_numbers(g, args.numbers, args.seed, args.out, length, pattern, fmt, args.workers,
+                                    options, progress=sys.stderr.isatty())  # fmt: skip
     what = "one .npz with texts and boxes" if args.out.suffix == ".npz" else f"{fmt} + labels.jsonl"
     print(f"wrote {report['n']} numbers to {args.out} ({what}) in {report['seconds']:.1f} s: "
           f"{report['images_per_s']:.0f} images/s on {report['workers']} workers")  # fmt: skip

@@ -9,7 +9,7 @@ be forgotten there.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 from .errors import InkdigitsError
 
@@ -79,7 +79,7 @@ class TrainConfig:
                                      "two noises of one class apart (0: off; default: the recipe's)", 0.0, 100.0)
     r1_gamma: float = option(0.0, "R1 penalty on real images (0: off), applied lazily every 16 steps", 0.0, 1000.0)
     lr_decay_epochs: int | None = option(None, "decay both learning rates linearly to 0 over the last N epochs "
-                                         "(default: a small set's last third, else 0)", 0, 10_000)
+                                         "(default: a small set's last third, else 0)", 0, 10**9)
     ema_decay: float = option(0.999, "decay of the exported generator's moving average", 0.0, 0.9999)
     ema_start: int = option(1000, "steps before the moving average starts (a copy until then)", 0, 10**9)
     seed: int = option(0, "seed of weights, batches and noise", 0, 2**63 - 1)
@@ -258,7 +258,3 @@ def check_resumable(key: str, value, current, where: str, cls) -> None:
             f"{flag(key, cls)} {value} differs from the checkpoint's {key}={current} ({where}); "
             f"drop the flag to continue that run, or train a new one with another --out"
         )
-
-
-def to_dict(config) -> dict:
-    return asdict(config)

@@ -1,17 +1,18 @@
-"""How good are the digits? Metrics in the feature space of a reference classifier (classifier.py).
+"""How good are the images? Metrics in the feature space of a reference classifier (classifier.py).
 
-Inception features mean nothing for 28x28 digits, so (as GAN papers on MNIST do) we use a small CNN trained
-on the same data and measure, against the 10,000 MNIST test images (the validation split during training):
+Inception features mean nothing for small grayscale images such as MNIST's 28x28 digits, so (as GAN papers on
+MNIST do) we use a small CNN trained on the same data and measure against the data's held-out real images (the
+test split; the validation split during training):
 
-  class_acc     share of samples the classifier reads as the requested digit (and per digit)
-  fid           Frechet distance of the classifier's 128-d penultimate features; fid_per_class: mean per digit
-  diversity     mean pairwise feature distance within each digit / the same for real test digits
+  class_acc     share of samples the classifier reads as the requested class (and per class)
+  fid           Frechet distance of the classifier's 128-d penultimate features; fid_per_class: mean per class
+  diversity     mean pairwise feature distance within each class / the same for real test images
   precision     share of samples inside the real images' k-NN balls (k = 5; Kynkaanniemi et al. 2019)
   recall        share of real images inside the samples' k-NN balls: how much of real handwriting is reached
   density       how many real balls hold each sample, / k; coverage: share of real balls holding a sample
                 (Naeem et al. 2020); all four per class, averaged over classes
   cas           Classification Accuracy Score: train a fresh classifier on the samples only, test on real
-  reference     the same metrics for 1000 real *training* images per digit: the physical limit
+  reference     the same metrics for METRICS_PER_CLASS real *training* images per class: the physical limit
 """
 
 from __future__ import annotations

@@ -50,8 +50,7 @@ class ConditionalGAN:
     Built from the seed alone (the global RNG is left as it was), so every DDP rank starts identical.
     """
 
-    def __init__(self, model: ModelConfig, config: TrainConfig, device: str | torch.device = "cpu",
-                 noise_seed: int | None = None):  # fmt: skip
+    def __init__(self, model: ModelConfig, config: TrainConfig, device: str | torch.device = "cpu", rank: int = 0):
         self.model_config, self.config, self.device = model, config, torch.device(device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
@@ -61,7 +60,8 @@ class ConditionalGAN:
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=betas)
-        self.noise = torch.Generator().manual_seed(config.seed * 1000 if noise_seed is None else noise_seed)
+        self.rank = rank  # DDP: each process draws its own noise
+        self.noise = torch.Generator().manual_seed(self.noise_seed(epoch=0))
         self.step = 0  # optimiser steps taken; the EMA schedule is keyed on it
         self.G_train, self.D_train = self.G, self.D  # replaced by DDP wrappers in parallel runs
         self.average = None  # averages gradients over the ranks in parallel runs
@@ -69,6 +69,14 @@ class ConditionalGAN:
         if config.augment not in ("ada", "none"):
             raise ValueError(f"augment={config.augment!r}: give ada or none ('auto' is for config.recipe(), which knows the data's size)")
         self.ada = AdaptiveAugment(config.augment == "ada", config.ada_target)
+
+    def noise_seed(self, epoch: int) -> int:
+        """The seed of this process's noise stream at the start of ``epoch`` (DDP ranks reseed every epoch, so a
+        resumed parallel run draws what an uninterrupted one would)."""
+        return self.config.seed * 1000 + self.rank + 7919 * epoch
+
+    def reseed_noise(self, epoch: int) -> None:
+        self.noise.manual_seed(self.noise_seed(epoch))
 
     def parallelize(self, wrap, average=None) -> None:
         """Train through ``wrap(G)`` and ``wrap(D)`` (e.g. DistributedDataParallel); state stays unwrapped.

@@ -26,18 +26,6 @@ def grid(images: np.ndarray, ncols: int = 10, pad: int = 2, value: int = 0) -> n
     return out
 
 
-def line(images: np.ndarray, overlap: int = 4) -> np.ndarray:
-    """Digits side by side as one handwritten line; MNIST digits have ~4 px margins, so overlap them."""
-    images = np.asarray(images, dtype=np.uint8)
-    n, h, w = images.shape
-    step = w - overlap
-    out = np.zeros((h, step * (n - 1) + w), dtype=np.uint8)
-    for i, img in enumerate(images):
-        region = out[:, i * step : i * step + w]
-        np.maximum(region, img, out=region)  # overlapping margins: keep the stronger stroke
-    return out
-
-
 def upscale(image: np.ndarray, scale: int) -> np.ndarray:
     """Nearest-neighbour upscaling, so pixels stay crisp."""
     return np.kron(np.asarray(image, dtype=np.uint8), np.ones((scale, scale), dtype=np.uint8))

@@ -1,8 +1,8 @@
 """The networks: a conditional DCGAN generator, a projection discriminator, and the reference classifier.
 
-Generator: (z, digit) -> 28x28 image in [-1, 1]. The digit enters twice: as an embedding concatenated to
-z, and through class-conditional BatchNorm (per-class gain and bias) at every layer, which is what makes
-the requested class stick (BigGAN, Brock et al. 2019).
+Generator: (z, class) -> an S x S image in [-1, 1] (S = image_size, 28 for MNIST). The class enters twice:
+as an embedding concatenated to z, and through class-conditional BatchNorm (per-class gain and bias) at every
+layer, which is what makes the requested class stick (BigGAN, Brock et al. 2019).
 
 Discriminator: spectral-normalised convolutions (Miyato et al. 2018) and a projection head for the label
 (Miyato & Koyama 2018): D(x, y) = w.h(x) + embed(y).h(x). No BatchNorm, so DDP has no buffers to fight over
@@ -22,7 +22,7 @@ MBSTD_GROUP = 4
 
 
 def lookup(table: nn.Embedding, y: torch.Tensor) -> torch.Tensor:
-    """Embedding of class indices (N,), or a blend of classes given as weights (N, 10) (for morphing)."""
+    """Embedding of class indices (N,), or a blend of classes given as weights (N, K) (for morphing)."""
     return y.to(table.weight.dtype) @ table.weight if y.is_floating_point() else table(y)
 
 
@@ -72,7 +72,7 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """Spectral-normalised convs to a 7x7 feature map, flattened (not pooled: where a stroke sits matters
+    """Spectral-normalised convs to an S/4 x S/4 feature map (7x7 for MNIST), flattened (not pooled: where a stroke sits matters
     for a digit, and pooled heads collapsed or overpowered G in our runs), then a linear + projection head."""
 
     def __init__(self, config: ModelConfig):

@@ -66,17 +66,16 @@ def item_seed(seed: int, i: int) -> int:
 _worker: dict = {}
 
 
-def _init(weights, options):
+def _init(g, options):
+    """Each worker's setup. Workers are forked, so they share the loaded generator's memory (copy-on-write)."""
     import torch
-
-    from .sample import load_generator
 
     torch.set_num_threads(1)  # the pool uses the cores; each worker one thread
     if multiprocessing.parent_process() is not None:  # a pool worker: the main process handles signals
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         die_with_parent()
-    _worker.update(g=load_generator(weights), options=options)
+    _worker.update(g=g, options=options)
 
 
 def die_with_parent() -> None:
@@ -98,9 +97,9 @@ def _make(job):
     return i, image, boxes
 
 
-def export_numbers(weights, n: int, seed: int, out: Path, length=(4, 10), pattern=None, fmt="png", workers=None,
-                   options: dict | None = None, progress: bool = True, classes: list[str] | None = None) -> dict:  # fmt: skip
-    """Write the dataset to ``out``: a new folder (png files or images.npz, with labels.jsonl), or for ``fmt``
+def export_numbers(g, n: int, seed: int, out: Path, length=(4, 10), pattern=None, fmt="png", workers=None,
+                   options: dict | None = None, progress: bool = True) -> dict:  # fmt: skip
+    """Write the dataset drawn by the generator ``g`` (a loaded DigitGenerator) to ``out``: a new folder (png files or images.npz, with labels.jsonl), or for ``fmt``
     npz and an ``out`` ending in .npz, that one file with the labels and boxes inside. Returns counts and timing.
 
     Nothing partial is ever left at ``out``: the result is built beside it and renamed into place. A run that
@@ -129,12 +128,12 @@ def export_numbers(weights, n: int, seed: int, out: Path, length=(4, 10), patter
     try:
         with terminate_raises():
             if workers == 1:
-                _init(weights, options or {})
+                _init(g, options or {})
                 made = map(_make, jobs)
             else:
                 import multiprocessing as mp
 
-                pool = mp.get_context("fork").Pool(workers, _init, (weights, options or {}))
+                pool = mp.get_context("fork").Pool(workers, _init, (g, options or {}))
                 made = pool.imap_unordered(_make, jobs, chunksize=16)
             bar = tqdm(total=n, desc="numbers", unit="img", disable=not progress, mininterval=0.5)
             for i, image, boxes in made:
@@ -148,7 +147,7 @@ def export_numbers(weights, n: int, seed: int, out: Path, length=(4, 10), patter
             bar.close()
             if fmt == "npz":
                 npz = numbers_npz_bytes([r[0] for r in results], [t for _, t, _ in jobs], [r[1] for r in results],
-                                        classes or [str(d) for d in range(10)])  # fmt: skip
+                                        g.classes)  # fmt: skip
                 (tmp / "images.npz").write_bytes(npz)
             if one_file:
                 os.replace(tmp / "images.npz", out)

@@ -74,7 +74,7 @@ def train(out: Path | str, overrides: dict | None = None, *, data: dict | None =
         judge = (make_judge(run.path, cfg, model_cfg, spec, dataset.classes, classifier, x, y, x_val, y_val, log)
                  if procs.is_main else lambda gan: {"fid": None, "class_acc": None})  # fmt: skip
     total_steps, decay_steps = cfg.steps, cfg.lr_decay_epochs * steps_per_epoch
-    gan = ConditionalGAN(model_cfg, cfg, procs.device, noise_seed=cfg.seed * 1000 + procs.rank)
+    gan = ConditionalGAN(model_cfg, cfg, procs.device, rank=procs.rank)
     history, partial, commands = [], fresh_partial(), [command]
     if state is not None:
         gan.load_state_dict(state["gan"], noise=procs.world == 1)  # other ranks' streams reseed per epoch
@@ -108,7 +108,7 @@ def train(out: Path | str, overrides: dict | None = None, *, data: dict | None =
                 sampler.set_epoch(epoch)
                 order, order_epoch = torch.tensor(list(iter(sampler)), dtype=torch.long), epoch
                 if procs.world > 1 and position == 0:
-                    gan.noise.manual_seed(cfg.seed * 1000 + procs.rank + 7919 * epoch)
+                    gan.reseed_noise(epoch)
             idx = order[position * local_batch : (position + 1) * local_batch]
             if decay_steps:
                 gan.set_lr_scale(min(1.0, (total_steps - gan.step) / decay_steps))
