@@ -2,6 +2,7 @@
 
 import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -101,3 +102,20 @@ def measured_weights(tmp_path_factory):
     metrics = {"class_acc": 0.5, "fid": 1.0, "fid_ratio": 2.0, "diversity": 0.9, "cas": 0.75}
     path.with_suffix(".metrics.json").write_text(json.dumps(metrics))
     return path
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder nobody can write to: a read-only tmpfs for root (who ignores permissions), else mode 0500."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o500)
+        yield folder
+        folder.chmod(0o700)
+        return
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"root cannot mount a read-only tmpfs here: {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)

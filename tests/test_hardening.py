@@ -375,3 +375,17 @@ def test_a_full_disk_during_training_is_one_line_and_keeps_the_checkpoint(tmp_pa
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "No space left on device" in err and "the last checkpoint is kept" in err and "--resume" in err
     assert (tmp_path / "run" / "checkpoint.pt").is_file()
+
+
+def test_a_read_only_classifier_out_fails_before_training(tmp_path, read_only_folder, capsys):
+    shapes = tmp_path / "shapes"
+    for name in ("a", "b"):
+        (shapes / name).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(np.full((28, 28), 40 * i, np.uint8)).save(shapes / name / f"{i}.png")
+    started = time.monotonic()
+    out = read_only_folder / "c.safetensors"
+    assert cli.main(["evaluate", "train-classifier", "--data", str(shapes), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write there" in err and len(err.strip().splitlines()) == 1
+    assert time.monotonic() - started < 5  # refused before any training
