@@ -1,12 +1,20 @@
-"""Train on synthetic numbers, test on real ones: is the composer's output worth training an OCR model on?
+"""Train on synthetic numbers, test on real ones: is inkdigits' output worth training an OCR model on?
 
-A small sequence recogniser (CNN + bidirectional GRU + CTC) is trained twice with the same budget:
-  (a) on numbers written by inkdigits (`g.write`: generated digits, one hand per number), and
-  (b) on numbers composed the same way from real MNIST *training* digits (what MNIST-sequence generators do),
-and both are tested on numbers composed from real MNIST *test* digits, which neither saw. Reports sequence
-accuracy (the whole number right) and character error rate.
+A small sequence recogniser (CNN + bidirectional GRU + CTC) is trained on each training set with the same
+number of optimiser steps and tested on numbers made from real MNIST *test* digits, which no set saw, in three
+layouts:
+  - inkdigits' own (compose.py's PLAIN layout: one hand's size, gaps and slant, centred);
+  - tiles: plain 28-px MNIST tiles side by side, as MNIST-sequence generators make them;
+  - independent: a composer written here, apart from compose.py, with its own rules (a size per digit, its own
+    gaps and baseline, left-aligned at a random place), so inkdigits cannot have learned its layout.
+Every test digit comes from a different writer (a random MNIST test image per digit).
 
-    python benchmarks/ocr_numbers.py [--train 10000] [--test 2000] [--epochs 8] [--threads 2]
+Training sets: inkdigits numbers with one hand per number (PLAIN, the old export), a hand per digit (PLAIN), the
+export's defaults (VARIED layout, mixed hands), real MNIST *train* digits in inkdigits' layout, and the mixing
+question: 1,000 real-digit numbers alone, and the same 1,000 plus 10,000 inkdigits numbers. Reports sequence
+accuracy (the whole number right) and character error rate per test layout.
+
+    python benchmarks/ocr_numbers.py [--train 10000] [--test 2000] [--epochs 8] [--threads 2] [--rows a,b]
 """
 
 import argparse
@@ -15,30 +23,79 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 from inkdigits import datasets, load_generator
-from inkdigits.compose import compose
-from inkdigits.numbers import item_seed, texts
+from inkdigits.compose import INK, compose
+from inkdigits.numbers import HANDS, item_seed, per_digit_hands, texts
 
-HEIGHT, WIDTH = 32, 192  # a fixed canvas, as OCR pipelines use
+HEIGHT, WIDTH = 32, 160  # a fixed canvas, as OCR pipelines use
+LENGTH = (4, 8)
 
 
-def written(g, n: int, seed: int):
-    """(images (n, H, W) uint8, texts) written by the generator, one hand per number."""
-    labels = texts(n, seed, (4, 10))
-    images = [g.write(t, seed=item_seed(seed, i), height=HEIGHT, width=WIDTH)[0] for i, t in enumerate(labels)]
+def written(g, n: int, seed: int, layout: str = "plain", hands: str = "one"):
+    """(images (n, H, W) uint8, texts) written by the generator, as `export --numbers` writes them."""
+    labels, per_digit = texts(n, seed, LENGTH), per_digit_hands(hands, seed, n)
+    images = [g.write(t, seed=item_seed(seed, i), height=HEIGHT, width=WIDTH, layout=layout,
+                      new_hand_per_digit=per_digit[i])[0] for i, t in enumerate(labels)]  # fmt: skip
     return np.stack(images), labels
 
 
-def composed_from_real(x: np.ndarray, y: np.ndarray, n: int, seed: int):
-    """The same composer and hand distribution, with real digit images picked at random for each digit."""
-    by_digit = [np.flatnonzero(y == d) for d in range(10)]
-    labels, rng = texts(n, seed, (4, 10)), np.random.default_rng([seed, 2])
+def real_glyphs(x: np.ndarray, y: np.ndarray, text: str, rng: np.random.Generator) -> list[np.ndarray]:
+    """A random real image of each digit: a different writer for every digit."""
+    return [x[rng.choice(np.flatnonzero(y == int(ch)))] for ch in text]
+
+
+def in_inkdigits_layout(x, y, n: int, seed: int):
+    """Real digits laid out by inkdigits' composer (PLAIN)."""
+    labels, rng = texts(n, seed, LENGTH), np.random.default_rng([seed, 2])
+    images = [compose(real_glyphs(x, y, t, rng), t, np.random.default_rng(item_seed(seed, i)), height=HEIGHT,
+                      width=WIDTH)[0] for i, t in enumerate(labels)]  # fmt: skip
+    return np.stack(images), labels
+
+
+def fit_left(line: np.ndarray, rng: np.random.Generator, centred: bool = False) -> np.ndarray:
+    """Scale a line to fit the canvas (aspect kept); centred, or at a random place."""
+    h, w = line.shape
+    factor = min(HEIGHT / h, WIDTH / w)
+    new_w, new_h = max(1, int(w * factor)), max(1, int(h * factor))
+    small = np.asarray(Image.fromarray(line).resize((new_w, new_h), Image.Resampling.LANCZOS))
+    out = np.zeros((HEIGHT, WIDTH), np.uint8)
+    ox = (WIDTH - new_w) // 2 if centred else int(rng.integers(0, WIDTH - new_w + 1))
+    oy = (HEIGHT - new_h) // 2
+    out[oy : oy + new_h, ox : ox + new_w] = small
+    return out
+
+
+def as_tiles(x, y, n: int, seed: int):
+    """Plain 28-px MNIST tiles side by side, fitted to the canvas and centred."""
+    labels, rng = texts(n, seed, LENGTH), np.random.default_rng([seed, 4])
+    images = [fit_left(np.concatenate(real_glyphs(x, y, t, rng), axis=1), rng, centred=True) for t in labels]
+    return np.stack(images), labels
+
+
+def independent_layout(x, y, n: int, seed: int):
+    """A layout written apart from compose.py: each digit cropped to its ink, its own height (18-28 px), gaps of
+    0-6 px, bottoms on a baseline with +-2 px jitter, no slant; then scaled to fit and left at a random place."""
+    labels, rng = texts(n, seed, LENGTH), np.random.default_rng([seed, 5])
     images = []
-    for i, t in enumerate(labels):
-        glyphs = [x[rng.choice(by_digit[int(ch)])] for ch in t]
-        images.append(compose(glyphs, t, np.random.default_rng(item_seed(seed, i)), height=HEIGHT, width=WIDTH)[0])
+    for t in labels:
+        pieces = []
+        for glyph in real_glyphs(x, y, t, rng):
+            ys, xs = np.nonzero(glyph > INK)
+            crop = glyph[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+            height = int(rng.integers(18, 29))
+            width = max(2, round(crop.shape[1] * height / crop.shape[0]))
+            pieces.append(np.asarray(Image.fromarray(crop).resize((width, height), Image.Resampling.LANCZOS)))
+        gaps = rng.integers(0, 7, len(pieces))
+        line = np.zeros((36, sum(p.shape[1] for p in pieces) + int(gaps.sum()) + 4), np.uint8)
+        x0 = 2
+        for piece, gap in zip(pieces, gaps, strict=True):
+            bottom = 32 + int(rng.integers(-2, 3))
+            line[bottom - piece.shape[0] : bottom, x0 : x0 + piece.shape[1]] = piece
+            x0 += piece.shape[1] + int(gap)
+        images.append(fit_left(line, rng))
     return np.stack(images), labels
 
 
@@ -93,16 +150,18 @@ def to_input(images):
     return torch.from_numpy(images).unsqueeze(1).float().div(127.5).sub(1)
 
 
-def train_and_test(images, labels, test_images, test_labels, epochs: int, seed: int = 0):
+def train_recogniser(images, labels, steps: int, seed: int = 0) -> Recogniser:
+    """``steps`` optimiser steps of 64 numbers (as many epochs as that takes), one-cycle learning rate."""
     torch.manual_seed(seed)
     model, gen = Recogniser(), torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
-    steps = epochs * -(-len(images) // 64)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=steps)
-    x = to_input(images)
-    for _ in range(epochs):
-        model.train()
+    x, done = to_input(images), 0
+    model.train()
+    while done < steps:
         for idx in torch.randperm(len(x), generator=gen).split(64):
+            if done == steps:
+                break
             targets, lengths = encode([labels[i] for i in idx.tolist()])
             log_probs = model(x[idx])
             loss = F.ctc_loss(log_probs, targets, torch.full((len(idx),), log_probs.shape[0]), lengths, zero_infinity=True)
@@ -110,20 +169,53 @@ def train_and_test(images, labels, test_images, test_labels, epochs: int, seed: 
             loss.backward()
             opt.step()
             sched.step()
-    model.eval()
-    with torch.no_grad():
-        predicted = [p for chunk in to_input(test_images).split(500) for p in decode(model(chunk))]
+            done += 1
+    return model.eval()
+
+
+@torch.no_grad()
+def score(model, test_images, test_labels) -> tuple[float, float]:
+    """(sequence accuracy, character error rate)."""
+    predicted = [p for chunk in to_input(test_images).split(500) for p in decode(model(chunk))]
     exact = np.mean([p == t for p, t in zip(predicted, test_labels, strict=True)])
     cer = sum(edit_distance(p, t) for p, t in zip(predicted, test_labels, strict=True)) / sum(map(len, test_labels))
     return float(exact), float(cer)
 
 
+ROWS = {
+    "one": "inkdigits, one hand per number, plain layout (the old export)",
+    "per-digit": "inkdigits, a hand per digit, plain layout",
+    "default": f"inkdigits, `export --numbers` defaults (varied layout, {HANDS[0]} hands)",
+    "real": "real MNIST train digits in inkdigits' layout",
+    "real1k": "1,000 real-digit numbers alone",
+    "mixed": "the same 1,000 + 10,000 inkdigits numbers (defaults)",
+}
+
+
+def training_set(row: str, g, mnist, n: int):
+    x, y = mnist.x_train.numpy(), mnist.y_train.numpy()
+    if row == "one":
+        return written(g, n, seed=1)
+    if row == "per-digit":
+        return written(g, n, seed=1, hands="per-digit")
+    if row == "default":
+        return written(g, n, seed=1, layout="varied", hands=HANDS[0])
+    if row == "real":
+        return in_inkdigits_layout(x, y, n, seed=1)
+    few = in_inkdigits_layout(x, y, max(1, n // 10), seed=3)
+    if row == "real1k":
+        return few
+    synthetic = written(g, n, seed=1, layout="varied", hands=HANDS[0])
+    return np.concatenate([few[0], synthetic[0]]), few[1] + synthetic[1]
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--train", type=int, default=10000)
+    p.add_argument("--train", type=int, default=10000, help="numbers per synthetic set (the small real set: a tenth)")
     p.add_argument("--test", type=int, default=2000)
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=8, help="of the full-size set; every row gets as many steps")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, of {', '.join(ROWS)}")
     p.add_argument("--weights")
     p.add_argument("--dry-run", action="store_true", help="64 numbers each, one epoch")
     args = p.parse_args()
@@ -132,21 +224,22 @@ def main():
     torch.set_num_threads(args.threads)
     g = load_generator(args.weights)
     mnist = datasets.load_mnist()
-    t0 = time.perf_counter()
-    sets = {
-        "inkdigits numbers (generated digits)": written(g, args.train, seed=1),
-        "numbers composed from real MNIST train digits": composed_from_real(mnist.x_train.numpy(), mnist.y_train.numpy(),
-                                                                             args.train, seed=1),
-    }  # fmt: skip
-    test_images, test_labels = composed_from_real(mnist.x_test.numpy(), mnist.y_test.numpy(), args.test, seed=2)
-    print(f"data: {args.train} training numbers per row (4-10 digits, {HEIGHT}x{WIDTH}), {args.test} test numbers "
-          f"from MNIST test digits; built in {time.perf_counter() - t0:.0f} s\n")  # fmt: skip
-    print("| trained on | epochs | sequence accuracy | character error rate | minutes |")
-    print("|---|---:|---:|---:|---:|")
-    for name, (images, labels) in sets.items():
+    xt, yt = mnist.x_test.numpy(), mnist.y_test.numpy()
+    tests = {"inkdigits' layout": in_inkdigits_layout(xt, yt, args.test, seed=2),
+             "28-px tiles": as_tiles(xt, yt, args.test, seed=2),
+             "independent layout": independent_layout(xt, yt, args.test, seed=2)}  # fmt: skip
+    steps = args.epochs * -(-args.train // 64)
+    print(f"{steps} steps of 64 numbers for every row ({args.epochs} epochs of {args.train}); {LENGTH[0]}-{LENGTH[1]} "
+          f"digits on a {HEIGHT}x{WIDTH} canvas; tested on {args.test} numbers of real MNIST test digits, a writer "
+          "per digit, in each layout (sequence accuracy / character error rate)\n")  # fmt: skip
+    print("| trained on | " + " | ".join(tests) + " | minutes |")
+    print("|---|" + "---:|" * (len(tests) + 1))
+    for row in args.rows.split(","):
         t0 = time.perf_counter()
-        exact, cer = train_and_test(images, labels, test_images, test_labels, args.epochs)
-        print(f"| {name} | {args.epochs} | {exact:.2%} | {cer:.2%} | {(time.perf_counter() - t0) / 60:.1f} |", flush=True)
+        images, labels = training_set(row, g, mnist, args.train)
+        model = train_recogniser(images, labels, steps)
+        cells = [f"{exact:.2%} / {cer:.2%}" for exact, cer in (score(model, *test) for test in tests.values())]
+        print(f"| {ROWS[row]} | " + " | ".join(cells) + f" | {(time.perf_counter() - t0) / 60:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -179,3 +179,33 @@ def test_a_slash_is_told_from_a_one(g):
         correct = ((x[half:] @ w + b > 0).float() == y[half:]).float()
     slashes = y[half:].bool()
     assert correct[slashes].mean() >= 0.99 and correct[~slashes].mean() >= 0.99  # neither read as the other
+
+
+def test_the_varied_layout_varies_size_place_and_stroke_on_a_fixed_canvas(g):
+    """On a 32 x 160 canvas, plain lines are centred and fill the height; varied ones move and shrink."""
+    from inkdigits.compose import INK
+
+    def extents(layout):
+        boxes = []
+        for seed in range(30):
+            image, char_boxes = g.write("20261201", seed=seed, height=32, width=160, layout=layout)
+            ys, xs = np.nonzero(image > INK)
+            boxes.append((xs.min(), xs.max(), ys.max() - ys.min(), (image > INK).mean()))
+            assert image.shape == (32, 160) and len(char_boxes) == 8
+        return np.array(boxes, float)
+
+    plain, varied = extents("plain"), extents("varied")
+    assert varied[:, 0].std() > 2 * plain[:, 0].std()  # where the line starts
+    assert varied[:, 2].std() > 1.4 * plain[:, 2].std()  # how tall it is
+    assert varied[:, 3].std() > 1.5 * plain[:, 3].std()  # how much ink: sizes and stroke weights
+
+
+def test_export_numbers_mixes_hands_by_default(tmp_path):
+    out = tmp_path / "n"
+    assert cli.main(["export", "--numbers", "40", "--length", "4", "--workers", "1", "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in (out / "labels.jsonl").read_text().splitlines()]
+    hands = {r["hands"] for r in rows}
+    assert hands == {"one", "per-digit"}
+    one = tmp_path / "one"
+    assert cli.main(["export", "--numbers", "5", "--hands", "one", "--workers", "1", "--out", str(one)]) == 0
+    assert {json.loads(line)["hands"] for line in (one / "labels.jsonl").read_text().splitlines()} == {"one"}

@@ -17,6 +17,7 @@ import torch
 
 from inkdigits import images as im
 from inkdigits.compose import MAX_NUMBER_DIGITS
+from inkdigits.config import METRICS_PER_CLASS
 from inkdigits.errors import InkdigitsError
 from inkdigits.formats import dataset_npz_bytes, numbers_npz_bytes
 from inkdigits.limits import NEATNESS
@@ -32,7 +33,7 @@ from inkdigits.share_link import (
     parse_seed_text,
     read_link,
 )
-from inkdigits.weights import METRICS_PER_CLASS, read_metrics
+from inkdigits.weights import read_metrics
 
 # Streamlit's file watcher walks every module's __path__; torch.classes answers with an error. It has none.
 torch.classes.__path__ = []

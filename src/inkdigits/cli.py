@@ -21,10 +21,11 @@ from .cli_args import (
     train_command,
     train_overrides,
 )
-from .config import ClassifierTrainConfig, DataSpec, ModelConfig, TrainConfig
+from .compose import LAYOUTS
+from .config import METRICS_PER_CLASS, ClassifierTrainConfig, DataSpec, ModelConfig, TrainConfig
 from .errors import InkdigitsError
 from .limits import HEIGHT, NEATNESS, ROWS, SPACING, WIDTH
-from .weights import METRICS_PER_CLASS
+from .numbers import HANDS, PER_DIGIT_SHARE
 
 
 def build_parser() -> Parser:
@@ -88,7 +89,7 @@ def add_export_parsers(sub) -> None:
     e.add_argument("--length", default="4-10", help="--numbers: digits per number, N or N-M (default 4-10)")
     e.add_argument("--pattern", help="--numbers: a template such as ddd-dddd or dd/dd/dddd (d: a random digit)")
     e.add_argument("--workers", type=int_range(1, 256), help="--numbers: processes (default: every core)")
-    add_layout_flags(e)
+    add_layout_flags(e, dataset=True)
     e.add_argument("--seed", type=SEED, default=0)
     e.add_argument("--weights", type=Path)
     e.add_argument("--format", choices=["npz", "idx", "png"],
@@ -125,9 +126,19 @@ def add_evaluate_parser(sub) -> None:
     v.add_argument("--threads", type=int_range(1, 1024))
 
 
-def add_layout_flags(parser) -> None:
-    """How a line is laid out (compose.py), for generate --number and export --numbers."""
-    parser.add_argument("--new-hand-per-digit", action="store_true", help="a new style for every digit")
+def add_layout_flags(parser, dataset: bool = False) -> None:
+    """How a line is laid out (compose.py), for generate --number and (``dataset``) export --numbers, whose
+    defaults are as varied as real numbers (measured in benchmarks/ocr_numbers.py)."""
+    if dataset:
+        parser.add_argument("--hands", choices=HANDS, default=HANDS[0],
+                            help=f"--numbers: one hand per number, a new hand per digit, or mixed ({PER_DIGIT_SHARE * 100:.0f}%% "
+                                 f"per digit; default {HANDS[0]})")  # fmt: skip
+    else:
+        parser.add_argument("--new-hand-per-digit", action="store_true", help="a new style for every digit")
+    default = "varied" if dataset else "plain"
+    parser.add_argument("--layout", choices=list(LAYOUTS), default=default,
+                        help=f"plain: one tidy hand, centred; varied: sizes, strokes, gaps, slant and place on the "
+                             f"canvas as varied as real numbers (default {default})")  # fmt: skip
     for limit in (NEATNESS, SPACING, HEIGHT, WIDTH):
         add_limit_flag(parser, limit)
 
@@ -135,8 +146,11 @@ def add_layout_flags(parser) -> None:
 def layout(args) -> dict:
     if args.width and not args.height:
         raise InkdigitsError("--width needs --height (a fixed canvas has both)")
-    return {"new_hand_per_digit": args.new_hand_per_digit, "spacing": args.spacing, "height": args.height,
-            "width": args.width, "neatness": args.neatness}  # fmt: skip
+    chosen = {"spacing": args.spacing, "height": args.height, "width": args.width, "neatness": args.neatness,
+              "layout": args.layout}  # fmt: skip
+    if hasattr(args, "new_hand_per_digit"):
+        chosen["new_hand_per_digit"] = args.new_hand_per_digit
+    return chosen
 
 
 def _version() -> str:
@@ -238,7 +252,7 @@ def export_numbers(args) -> int:
     fmt = args.format or ("npz" if args.out.suffix == ".npz" else "png")
     g = _load(args.weights)
     report = numbers.export_numbers(g, args.numbers, args.seed, args.out, length, pattern, fmt, args.workers,
-                                    options, progress=sys.stderr.isatty())  # fmt: skip
+                                    options, progress=sys.stderr.isatty(), hands=args.hands)  # fmt: skip
     what = "one .npz with texts and boxes" if args.out.suffix == ".npz" else f"{fmt} + labels.jsonl"
     print(f"wrote {report['n']} numbers to {args.out} ({what}) in {report['seconds']:.1f} s: "
           f"{report['images_per_s']:.0f} images/s on {report['workers']} workers")  # fmt: skip

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from .config import DIGITS
 from .errors import InkdigitsError
@@ -26,6 +26,29 @@ MARGIN = 2
 MAX_OVERLAP = 2  # pixels two neighbouring glyphs' ink may overlap, before the slant
 
 
+@dataclass(frozen=True)
+class Layout:
+    """The ranges a hand is drawn from. PLAIN is one tidy writer's line (the app, `generate --number`); VARIED
+    covers what real numbers do, for OCR training sets (`export --numbers`): small to canvas-filling glyphs whose
+    heights vary within a number, thin and bold strokes, wide gaps, a steep slant, an unsteady baseline, and a
+    line placed anywhere on a fixed canvas."""
+
+    name: str
+    height: tuple[float, float]  # a glyph's ink height, pixels, before any fitting to a canvas
+    size: tuple[float, float]  # each glyph's height, as a share of the hand's
+    gap: tuple[float, float]
+    slant: float  # at most this shear either way
+    wobble: tuple[float, float]
+    bold: tuple[int, ...] = (0,)  # stroke weights a hand may have: -1 thinner, 0 as drawn, +1 bolder
+    fill: tuple[float, float] = (1.0, 1.0)  # share of the fitted size a line takes on a fixed canvas
+
+
+PLAIN = Layout("plain", height=(17, 22), size=(0.93, 1.07), gap=(-1.0, 3.0), slant=0.12, wobble=(0.3, 1.2))
+VARIED = Layout("varied", height=(14, 26), size=(0.8, 1.2), gap=(-2.0, 7.0), slant=0.3, wobble=(0.3, 2.5),
+                bold=(-1, 0, 0, 1), fill=(0.55, 1.0))  # fmt: skip
+LAYOUTS = {layout.name: layout for layout in (PLAIN, VARIED)}
+
+
 @dataclass
 class Hand:
     """How one writer lays out a line; drawn once per number."""
@@ -35,12 +58,19 @@ class Hand:
     slant: float  # horizontal shear (x += slant * (baseline - y))
     wobble: float  # standard deviation of each glyph's baseline, pixels
     stroke: float  # separator stroke width, pixels
+    bold: int = 0  # glyph strokes: -1 thinned, 0 as generated, +1 thickened (by one pixel's min or max filter)
+    layout: Layout = PLAIN
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, spacing: float = SPACING.default) -> Hand:
-        # spacing 1 is the hand's own gap; each step of 1 adds (or removes) 4 px, overlaps still bounded
-        return cls(height=rng.uniform(17, 22), gap=rng.uniform(-1.0, 3.0) + 4 * (spacing - 1), slant=rng.uniform(-0.12, 0.12),
-                   wobble=rng.uniform(0.3, 1.2), stroke=rng.uniform(1.8, 2.8))  # fmt: skip
+    def draw(cls, rng: np.random.Generator, spacing: float = SPACING.default, layout: Layout = PLAIN) -> Hand:
+        # spacing 1 is the hand's own gap; each step of 1 adds (or removes) 4 px, overlaps still bounded.
+        # PLAIN draws exactly what inkdigits 0.2 drew, so a seed gives the same line as before.
+        hand = cls(height=rng.uniform(*layout.height), gap=rng.uniform(*layout.gap) + 4 * (spacing - 1),
+                   slant=rng.uniform(-layout.slant, layout.slant), wobble=rng.uniform(*layout.wobble),
+                   stroke=rng.uniform(1.8, 2.8), layout=layout)  # fmt: skip
+        if len(layout.bold) > 1:
+            hand.bold = int(rng.choice(layout.bold))
+        return hand
 
 
 def ink_box(glyph: np.ndarray) -> tuple[int, int, int, int]:
@@ -83,19 +113,20 @@ def separator(char: str, hand: Hand, rng: np.random.Generator) -> np.ndarray:
 
 
 def compose(glyphs: list[np.ndarray], text: str, rng: np.random.Generator, hand: Hand | None = None,
-            spacing: float = SPACING.default, height: int | None = None, width: int | None = None):  # fmt: skip
+            spacing: float = SPACING.default, height: int | None = None, width: int | None = None,
+            layout: Layout = PLAIN):  # fmt: skip
     """Lay out ``text``: its non-separator characters are ``glyphs`` (uint8 images, white on black) in order.
 
-    ``height``/``width``: a fixed canvas; the line is scaled to fit and centred. Returns (image uint8 (H, W),
-    boxes [(x0, y0, x1, y1, char)])."""
-    hand = hand or Hand.draw(rng, spacing)
+    ``height``/``width``: a fixed canvas; the line is scaled to fit and centred (PLAIN), or scaled to a share of
+    that and placed anywhere on it (VARIED). Returns (image uint8 (H, W), boxes [(x0, y0, x1, y1, char)])."""
+    hand = hand or Hand.draw(rng, spacing, layout)
     pieces, it = [], iter(glyphs)
     for ch in text:
         if ch in SEPARATORS:
             pieces.append((ch, separator(ch, hand, rng), 0.0))
         else:
-            size = hand.height * rng.uniform(0.93, 1.07)
-            pieces.append((ch, scaled(next(it), size), rng.normal(0, hand.wobble)))
+            size = hand.height * rng.uniform(*hand.layout.size)
+            pieces.append((ch, weighted(scaled(next(it), size), hand.bold), rng.normal(0, hand.wobble)))
     lift = abs(hand.slant) * hand.height * 1.3 + 4  # room for the slant to lean into
     canvas_h = round(hand.height * 1.25 + 2 * MARGIN + 2 * hand.wobble + 4)
     baseline = canvas_h - MARGIN - 2
@@ -119,8 +150,18 @@ def compose(glyphs: list[np.ndarray], text: str, rng: np.random.Generator, hand:
     canvas, boxes = shear(canvas, boxes, hand.slant, baseline)
     canvas, boxes = trim(canvas, boxes)
     if height or width:
-        canvas, boxes = fit(canvas, boxes, height or canvas.shape[0], width)
+        canvas, boxes = fit(canvas, boxes, height or canvas.shape[0], width, rng, hand.layout.fill)
     return canvas, [tuple(b) for b in boxes]
+
+
+def weighted(glyph: np.ndarray, bold: int) -> np.ndarray:
+    """Thicker (+1) or thinner (-1) strokes: a 3x3 max or min filter, on glyphs tall enough to keep their shape."""
+    if bold == 0 or glyph.shape[0] < 12:
+        return glyph
+    size = 3
+    filtered = Image.fromarray(glyph).filter(ImageFilter.MaxFilter(size) if bold > 0 else ImageFilter.MinFilter(size))
+    out = np.asarray(filtered)
+    return out if (out > INK).any() else glyph  # never thin a glyph away
 
 
 def shear(canvas: np.ndarray, boxes: list, slant: float, baseline: int):
@@ -145,15 +186,22 @@ def trim(canvas: np.ndarray, boxes: list):
                  for bx0, by0, bx1, by1, ch in boxes]  # fmt: skip
 
 
-def fit(canvas: np.ndarray, boxes: list, height: int, width: int | None):
-    """Scale the line to fit a fixed ``height`` x ``width`` canvas (aspect kept) and centre it."""
+def fit(canvas: np.ndarray, boxes: list, height: int, width: int | None, rng: np.random.Generator | None = None,
+        fill: tuple[float, float] = (1.0, 1.0)):  # fmt: skip
+    """Scale the line to fit a fixed ``height`` x ``width`` canvas (aspect kept) and centre it; with ``fill``
+    other than (1, 1), scale it to a random share of that and put it anywhere on the canvas."""
     h, w = canvas.shape
     factor = min(height / h, width / w) if width else height / h
+    placed = fill != (1.0, 1.0) and rng is not None
+    if placed:
+        factor *= rng.uniform(*fill)
     new_w, new_h = max(1, round(w * factor)), max(1, round(h * factor))
     small = np.asarray(Image.fromarray(canvas).resize((new_w, new_h), Image.Resampling.BILINEAR))
     out_w = width or new_w
     out = np.zeros((height, out_w), np.uint8)
     ox, oy = (out_w - new_w) // 2, (height - new_h) // 2
+    if placed:
+        ox, oy = int(rng.integers(0, out_w - new_w + 1)), int(rng.integers(0, height - new_h + 1))
     out[oy : oy + new_h, ox : ox + new_w] = small
     return out, [[ox + int(np.floor(x0 * factor)), oy + int(np.floor(y0 * factor)),
                   min(out_w, ox + int(np.ceil(x1 * factor))), min(height, oy + int(np.ceil(y1 * factor))), ch]

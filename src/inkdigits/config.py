@@ -23,6 +23,8 @@ MIN_EVAL_EVERY = 250  # steps: scoring every epoch of a small set cost half of i
 SMALL_DATA = 20_000  # training images below which the small-set recipe applies (RESULTS section 11)
 SMALL_DATA_DECAY = 1 / 3  # share of a small set's run over which the learning rates fall to 0
 SMALL_DATA_DIVERSITY = 0.0  # the mode-seeking term's weight on a small set (RESULTS section 11)
+METRICS_PER_CLASS = 1000  # samples (and real images) per class behind a metrics file (inkdigits evaluate)
+
 # Data shapes a run accepts, and the validation split held out for model selection.
 CLASSES = (2, 100)
 IMAGE_SIZES = (16, 64)  # pixels a side, a multiple of 4

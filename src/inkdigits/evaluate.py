@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from .classifier import Classifier, cas, predict
+from .config import METRICS_PER_CLASS
 from .errors import InkdigitsError
 from .formats import npz_arrays
-from .weights import METRICS_PER_CLASS
 
 CAS_EPOCHS = 10  # the CAS protocol: a fresh classifier, 10 epochs on the samples only
 

@@ -12,12 +12,11 @@ from . import classifier as clf
 from . import datasets
 from . import evaluate as ev
 from .cli_args import data_spec, given_flags
-from .config import DIGITS, ClassifierConfig, ClassifierTrainConfig, DataSpec, from_dict
+from .config import DIGITS, METRICS_PER_CLASS, ClassifierConfig, ClassifierTrainConfig, DataSpec, from_dict
 from .errors import InkdigitsError
 from .judge import RUN_CLASSIFIER
 from .resources import default_classifier
 from .rundir import check_writable
-from .weights import METRICS_PER_CLASS
 
 
 def train_classifier_command(args) -> int:

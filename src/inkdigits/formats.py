@@ -29,12 +29,14 @@ def dataset_npz_bytes(images: np.ndarray, labels, classes: list[str] | None = No
     return buf.getvalue()
 
 
-def numbers_npz_bytes(images: list[np.ndarray], labels: list[str], boxes: list[list], classes: list[str]) -> bytes:
+def numbers_npz_bytes(images: list[np.ndarray], labels: list[str], boxes: list[list], classes: list[str],
+                      per_digit_hands: list[bool] | None = None) -> bytes:  # fmt: skip
     """Written lines as ``.npz`` bytes, every array plain (no pickle needed to read them):
     ``images`` (N, H, W) uint8 zero-padded at the right and bottom; ``heights`` and ``widths`` (N,) of each line;
     ``labels`` (N,) the texts; ``boxes`` (N, M, 4) int32, each line's character boxes (x0, y0, x1, y1,
     end-exclusive; rows of -1 pad lines with fewer than M); ``box_chars`` (N, M) the character of each box ('' for
-    padding); ``classes`` (K,) the model's class names."""
+    padding); ``classes`` (K,) the model's class names; ``per_digit_hands`` (N,) bool, whether each line has a new
+    hand for every digit (False: one hand)."""
     heights = np.array([im.shape[0] for im in images])
     widths = np.array([im.shape[1] for im in images])
     padded = np.zeros((len(images), heights.max(), widths.max()), np.uint8)
@@ -49,7 +51,8 @@ def numbers_npz_bytes(images: list[np.ndarray], labels: list[str], boxes: list[l
             box_chars[k, j] = ch
     buf = io.BytesIO()
     np.savez_compressed(buf, images=padded, heights=heights, widths=widths, labels=np.array(labels, dtype=str),
-                        boxes=box_array, box_chars=box_chars, classes=np.array(classes, dtype=str))  # fmt: skip
+                        boxes=box_array, box_chars=box_chars, classes=np.array(classes, dtype=str),
+                        per_digit_hands=np.array(per_digit_hands or [False] * len(images), dtype=bool))  # fmt: skip
     return buf.getvalue()
 
 

@@ -92,13 +92,26 @@ def die_with_parent() -> None:
 
 
 def _make(job):
-    i, text, seed = job
-    image, boxes = _worker["g"].write(text, seed=seed, **_worker["options"])
+    i, text, seed, per_digit = job
+    image, boxes = _worker["g"].write(text, seed=seed, new_hand_per_digit=per_digit, **_worker["options"])
     return i, image, boxes
 
 
+HANDS = ("mixed", "one", "per-digit")  # the first is the default
+PER_DIGIT_SHARE = 0.5  # "mixed": the share of numbers with a new hand for every digit
+
+
+def per_digit_hands(hands: str, seed: int, n: int) -> list[bool]:
+    """Which of ``n`` numbers get a new hand per digit: none, all, or (mixed) a seeded PER_DIGIT_SHARE."""
+    if hands not in HANDS:
+        raise InkdigitsError(f"--hands {hands!r}: one of {', '.join(HANDS)}")
+    if hands != "mixed":
+        return [hands == "per-digit"] * n
+    return (np.random.default_rng([seed, 3]).random(n) < PER_DIGIT_SHARE).tolist()
+
+
 def export_numbers(g, n: int, seed: int, out: Path, length=(4, 10), pattern=None, fmt="png", workers=None,
-                   options: dict | None = None, progress: bool = True) -> dict:  # fmt: skip
+                   options: dict | None = None, progress: bool = True, hands: str = HANDS[0]) -> dict:  # fmt: skip
     """Write the dataset drawn by the generator ``g`` (a loaded DigitGenerator) to ``out``: a new folder (png files or images.npz, with labels.jsonl), or for ``fmt``
     npz and an ``out`` ending in .npz, that one file with the labels and boxes inside. Returns counts and timing.
 
@@ -117,7 +130,8 @@ def export_numbers(g, n: int, seed: int, out: Path, length=(4, 10), pattern=None
     if not one_file and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InkdigitsError(f"{out}: already exists and is not an empty folder; pick a new --out")
     workers = workers or os.cpu_count() or 1
-    jobs = [(i, t, item_seed(seed, i)) for i, t in enumerate(texts(n, seed, length, pattern))]
+    per_digit = per_digit_hands(hands, seed, n)
+    jobs = [(i, t, item_seed(seed, i), per_digit[i]) for i, t in enumerate(texts(n, seed, length, pattern))]
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(out)
@@ -146,17 +160,18 @@ def export_numbers(g, n: int, seed: int, out: Path, length=(4, 10), pattern=None
                 pool.join()
             bar.close()
             if fmt == "npz":
-                npz = numbers_npz_bytes([r[0] for r in results], [t for _, t, _ in jobs], [r[1] for r in results],
-                                        g.classes)  # fmt: skip
+                npz = numbers_npz_bytes([r[0] for r in results], [job[1] for job in jobs], [r[1] for r in results],
+                                        g.classes, per_digit)  # fmt: skip
                 (tmp / "images.npz").write_bytes(npz)
             if one_file:
                 os.replace(tmp / "images.npz", out)
                 shutil.rmtree(tmp)
             else:
                 with open(tmp / "labels.jsonl", "w") as labels:
-                    for i, text, _ in jobs:
+                    for i, text, _, new_hands in jobs:
                         name = {"file": f"{i:06d}.png"} if fmt == "png" else {"index": i}
-                        labels.write(json.dumps({**name, "text": text, "boxes": results[i][1]}) + "\n")
+                        hand = "per-digit" if new_hands else "one"
+                        labels.write(json.dumps({**name, "text": text, "hands": hand, "boxes": results[i][1]}) + "\n")
                 if out.exists():
                     out.rmdir()
                 os.replace(tmp, out)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .compose import compose, parse_line
+from .compose import LAYOUTS, compose, parse_line
 from .config import DIGITS, ModelConfig
 from .errors import InkdigitsError
 from .limits import FRAMES, HEIGHT, IMAGES, NEATNESS, ROWS, SEED, SPACING, WIDTH
@@ -136,12 +136,17 @@ class DigitGenerator:
         return self._draw(z.contiguous(), torch.from_numpy(y))
 
     def write(self, text: str, seed: int | None = None, new_hand_per_digit: bool = False, spacing: float = SPACING.default,
-              height: int | None = None, width: int | None = None, neatness: float = NEATNESS.default):  # fmt: skip
+              height: int | None = None, width: int | None = None, neatness: float = NEATNESS.default,
+              layout: str = "plain"):  # fmt: skip
         """``text`` written as one line by one hand (compose.py): digits (or one-character class names) and the
         separators ``- . / :`` and space. Returns (image uint8 (H, W), boxes [(x0, y0, x1, y1, char), ...]).
 
         The same seed gives the same image. ``new_hand_per_digit``: a new style for every glyph (the layout
-        stays one hand's); ``spacing`` scales the gaps; ``height``/``width``: a fixed canvas to fit into."""
+        stays one hand's); ``spacing`` scales the gaps; ``height``/``width``: a fixed canvas to fit into;
+        ``layout``: "plain" (one tidy hand, centred) or "varied" (sizes, strokes, gaps, slant and place on the canvas
+        as varied as real numbers: what OCR training sets want; compose.py)."""
+        if layout not in LAYOUTS:
+            raise InkdigitsError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r:.40}")
         spacing = SPACING.check(spacing)
         height, width = (None if v is None else limit.check(v) for v, limit in ((height, HEIGHT), (width, WIDTH)))
         if width is not None and height is None:
@@ -150,7 +155,8 @@ class DigitGenerator:
         seed = seed_or_random(seed)
         styles = self.styles(len(classes) if new_hand_per_digit else 1, seed, neatness)
         glyphs = self.generate(classes, styles=styles if new_hand_per_digit else styles[0]) if classes else []
-        return compose(list(glyphs), chars, np.random.default_rng(seed), spacing=spacing, height=height, width=width)
+        return compose(list(glyphs), chars, np.random.default_rng(seed), spacing=spacing, height=height, width=width,
+                       layout=LAYOUTS[layout])  # fmt: skip
 
     def style_sheet(self, rows: int, seed: int | None = None, neatness: float = NEATNESS.default) -> np.ndarray:
         """``rows`` styles, each written as every class: (rows*K, S, S), row-major."""

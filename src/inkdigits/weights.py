@@ -27,7 +27,6 @@ from .errors import InkdigitsError
 from .fileio import atomic_replace, atomic_write_text
 
 FORMAT_VERSION = 2
-METRICS_PER_CLASS = 1000  # samples per class (and real images per class) behind a metrics file
 
 
 def config_path(weights: Path) -> Path:
