@@ -130,9 +130,12 @@ def add_layout_flags(parser, dataset: bool = False) -> None:
     """How a line is laid out (compose.py), for generate --number and (``dataset``) export --numbers, whose
     defaults are as varied as real numbers (measured in benchmarks/ocr_numbers.py)."""
     if dataset:
-        parser.add_argument("--hands", choices=HANDS, default=HANDS[0],
-                            help=f"--numbers: one hand per number, a new hand per digit, or mixed ({PER_DIGIT_SHARE * 100:.0f}%% "
-                                 f"per digit; default {HANDS[0]})")  # fmt: skip
+        hands = parser.add_mutually_exclusive_group()
+        hands.add_argument("--hands", choices=HANDS, default=HANDS[0],
+                           help=f"--numbers: one hand per number, a new hand per digit, or mixed ({PER_DIGIT_SHARE * 100:.0f}%% "
+                                f"per digit; default {HANDS[0]})")  # fmt: skip
+        hands.add_argument("--new-hand-per-digit", dest="hands", action="store_const", const="per-digit",
+                           help="the same as --hands per-digit")  # fmt: skip
     else:
         parser.add_argument("--new-hand-per-digit", action="store_true", help="a new style for every digit")
     default = "varied" if dataset else "plain"
