@@ -10,7 +10,15 @@ from conftest import TINY_MODEL, TINY_TRAIN, flags, synthetic_arrays
 
 from inkdigits import augment, cli
 from inkdigits.augment import ADA_INTERVAL, AdaptiveAugment
-from inkdigits.config import MIN_EVAL_EVERY, MIN_STEPS, SMALL_DATA, ModelConfig, TrainConfig, recipe
+from inkdigits.config import (
+    MIN_EVAL_EVERY,
+    MIN_STEPS,
+    SMALL_DATA,
+    SMALL_DATA_DIVERSITY,
+    ModelConfig,
+    TrainConfig,
+    recipe,
+)
 from inkdigits.errors import InkdigitsError
 from inkdigits.gan import ConditionalGAN
 from inkdigits.judge import RUN_CLASSIFIER
@@ -33,16 +41,19 @@ def test_recipe_gives_small_sets_steps_ada_minibatch_std_and_decay_and_full_mnis
     model, small, line = recipe(ModelConfig(), TrainConfig(), n_train=900, steps_per_epoch=14)
     assert (small.steps, small.eval_every, small.augment) == (MIN_STEPS, MIN_EVAL_EVERY, "ada")
     assert small.lr_decay_epochs == 71 and model.d_minibatch_std  # the last third: 994 of 3,000 steps
+    assert small.diversity == SMALL_DATA_DIVERSITY > 0
     assert line.startswith("recipe for 900 training images (a small set, fewer than 20,000): 3,000 steps of 64")
-    assert "augmentation ada, minibatch std in D, learning rates decayed to 0 over the last 994 steps" in line
+    assert (f"augmentation ada, minibatch std in D, mode-seeking term {SMALL_DATA_DIVERSITY:g}, learning rates "
+            "decayed to 0 over the last 994 steps") in line  # fmt: skip
     model, full, line = recipe(ModelConfig(), TrainConfig(), n_train=55_000, steps_per_epoch=859)
     assert (full.steps, full.eval_every, full.augment, full.lr_decay_epochs) == (35 * 859, 859, "none", 0)
+    assert full.diversity == 0
     assert model == ModelConfig() and line.endswith("scored every 859 steps; augmentation none")
     assert f"not fewer than {SMALL_DATA:,}" in line
     # what flags set is kept, and a resumed run's model is the checkpoint's
-    flags = TrainConfig(epochs=3, augment="none", eval_every=7, lr_decay_epochs=0)
+    flags = TrainConfig(epochs=3, augment="none", eval_every=7, lr_decay_epochs=0, diversity=0.0)
     model, given, _ = recipe(ModelConfig(), flags, n_train=900, steps_per_epoch=14, given={"d_minibatch_std"})
-    assert (given.steps, given.eval_every, given.augment, given.lr_decay_epochs) == (42, 7, "none", 0)
+    assert (given.steps, given.eval_every, given.augment, given.lr_decay_epochs, given.diversity) == (42, 7, "none", 0, 0)
     assert not model.d_minibatch_std and not recipe(ModelConfig(), TrainConfig(), 900, 14, None)[0].d_minibatch_std
 
 
@@ -237,3 +248,23 @@ def test_a_set_saved_class_by_class_is_shuffled_before_the_validation_split(tmp_
     assert len(y_val) == 40 and len(set(y_val.tolist())) >= 8 and len(set(y.tolist())) == 10
     _, _, _, y_last = split(dataset, TrainConfig())  # MNIST's own order is random already: kept as it is
     assert set(y_last.tolist()) == {9}
+
+
+def test_the_mode_seeking_term_pays_g_for_using_its_noise():
+    from inkdigits.gan import mode_seeking
+
+    z = torch.randn(8, 16)
+    same = torch.zeros(8, 1, 28, 28)  # a generator that ignores its noise: every image alike
+    varied = torch.rand(8, 1, 28, 28) * 2 - 1
+    assert mode_seeking(same, z) > 100 * mode_seeking(varied, z)
+
+
+def test_the_mode_seeking_pairs_share_their_classes_and_g_learns_from_the_term():
+    gan = ConditionalGAN(ModelConfig(**TINY_MODEL), TrainConfig(augment="none", diversity=1.0))
+    seen = []
+    forward = gan.G_train.forward
+    gan.G_train.forward = lambda z, y: seen.append(y.clone()) or forward(z, y)
+    losses = gan.train_step(torch.randint(0, 256, (8, 28, 28), dtype=torch.uint8), torch.arange(8))
+    assert torch.equal(seen[0][:4], seen[0][4:]) and torch.isfinite(losses["loss_g"])
+    plain = ConditionalGAN(ModelConfig(**TINY_MODEL), TrainConfig(augment="none", diversity=0.0))
+    assert plain.train_step(torch.randint(0, 256, (8, 28, 28), dtype=torch.uint8), torch.arange(8))["loss_g"] < losses["loss_g"]
