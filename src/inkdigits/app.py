@@ -20,13 +20,12 @@ from inkdigits.compose import MAX_NUMBER_DIGITS
 from inkdigits.config import METRICS_PER_CLASS
 from inkdigits.errors import InkdigitsError
 from inkdigits.formats import dataset_npz_bytes, numbers_npz_bytes
-from inkdigits.limits import NEATNESS
+from inkdigits.limits import NEATNESS, SPACING
 from inkdigits.resources import default_weights
 from inkdigits.sample import load_generator, random_seed
 from inkdigits.share_link import (
     APP_FRAMES,
     APP_ROWS,
-    APP_SPACING,
     COUNT,
     HANDS,
     link_values,
@@ -253,8 +252,7 @@ def tab_number(g) -> None:
                          value=example, key="number")  # fmt: skip
     hand_labels = dict(zip(HANDS, ["One hand", f"New hand per {noun(g).lower()}"], strict=True))
     hands = c2.radio("Handwriting", HANDS, key="number-hands", format_func=hand_labels.get)
-    spacing = c3.slider("Spacing", APP_SPACING.lo, APP_SPACING.hi, APP_SPACING.default, 0.25, key="spacing",
-                        help=APP_SPACING.what)  # fmt: skip
+    spacing = c3.slider("Spacing", SPACING.lo, SPACING.hi, SPACING.default, 0.25, key="spacing", help=SPACING.what)
     seed_text = seed_box("number")
     if clicked("Write it", "number") and (ok := checked("number", lambda: parse_seed(seed_text))):
         (seed,) = ok

@@ -14,11 +14,10 @@ from dataclasses import replace
 from .compose import MAX_LINE
 from .limits import FRAMES, MAX_SEED, NEATNESS, ROWS, SPACING, Limit
 
-# The app's widgets show a page's worth: the API's limits, narrowed.
+# The app's widgets show a page's worth: the API's limits for counts narrowed; spacing and neatness as they are.
 COUNT = Limit("count", 5, 1, 64, integer=True, what="images of one class")
 APP_ROWS = replace(ROWS, default=3, hi=8)
 APP_FRAMES = replace(FRAMES, hi=16)
-APP_SPACING = replace(SPACING, hi=3.0)
 HANDS = ("one", "per-glyph")  # the Number tab's two choices, as links carry them
 TABS = ("digit", "number", "styles", "morph")
 
@@ -83,7 +82,7 @@ def readers(classes: list[str]) -> dict[str, dict]:
     neat, index = _number(NEATNESS), _class_index(classes)
     return {
         "digit": {"digit": index, "count": _number(COUNT), "seed-digit": _seed, "neatness": neat},
-        "number": {"number": _text, "number-hands": _choice(HANDS), "spacing": _number(APP_SPACING),
+        "number": {"number": _text, "number-hands": _choice(HANDS), "spacing": _number(SPACING),
                    "seed-number": _seed, "neatness": neat},  # fmt: skip
         "styles": {"rows": _number(APP_ROWS), "seed-styles": _seed, "neatness": neat},
         "morph": {"morph-a": index, "morph-b": index, "frames": _number(APP_FRAMES),
