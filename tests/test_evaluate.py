@@ -100,7 +100,7 @@ GOOD_LABELS = np.array([0, 1, 2, 3])
         ({"images": np.zeros((4, 28, 27), np.uint8), "labels": GOOD_LABELS}, r"shape \(N, 28, 28\)"),
         ({"images": GOOD_IMAGES.astype(np.float32), "labels": GOOD_LABELS}, "must be uint8"),
         ({"images": np.full((4, 28, 28), np.nan), "labels": GOOD_LABELS}, "must be uint8"),
-        ({"images": GOOD_IMAGES, "labels": GOOD_LABELS[:3]}, r"labels must have shape \(4,\)"),
+        ({"images": GOOD_IMAGES, "labels": GOOD_LABELS[:3]}, r"4 images but labels of shape \(3,\)"),
         ({"images": GOOD_IMAGES, "labels": np.array([0, 1, 2, 10])}, "labels must be 0-9"),
         ({"images": GOOD_IMAGES, "labels": np.array([0, 1, 2, -1])}, "labels must be 0-9"),
         ({"images": GOOD_IMAGES, "labels": GOOD_LABELS.astype(float)}, "labels must be integers"),

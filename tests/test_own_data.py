@@ -167,7 +167,7 @@ def bad_sources(tmp_path):
         "counts": (write_npz(tmp_path / "counts.npz", images=x, labels=y[:-1]), "30 train images but labels"),
         "one class": (write_npz(tmp_path / "one.npz", images=x, labels=np.zeros(30, int)), "1 classes in the labels"),
         "float labels": (write_npz(tmp_path / "fl.npz", images=x, labels=y.astype(float)), "labels must be integers"),
-        "float images": (write_npz(tmp_path / "fi.npz", images=x / 255, labels=y), "images must be uint8"),
+        "float images": (write_npz(tmp_path / "fi.npz", images=x / 255, labels=y), "train images must be uint8"),
         "no labels": (write_npz(tmp_path / "nl.npz", images=x), "needs arrays 'images' and 'labels'"),
         "pickled": (pickled, "pickled objects"),
         "missing": (tmp_path / "nope", "no such file or folder"),

@@ -23,7 +23,7 @@ import numpy as np
 from .config import CLASSES, DIGITS, IMAGE_SIZES, DataSpec
 from .data import load_cached_arrays
 from .errors import InkdigitsError
-from .formats import first_line, npz_arrays
+from .formats import check_labelled, first_line, npz_arrays
 from .idx import read_idx_dir
 
 if TYPE_CHECKING:
@@ -122,11 +122,7 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     for split in ("train", "test"):
         if f"x_{split}" not in out:
             continue
-        x, y = out[f"x_{split}"], out[f"y_{split}"]
-        if x.ndim != 3 or x.dtype != np.uint8:
-            raise InkdigitsError(f"{path}: {split} images must be uint8 of shape (N, H, W), got {x.dtype} {x.shape}")
-        if y.ndim != 1 or len(y) != len(x):
-            raise InkdigitsError(f"{path}: {len(x)} {split} images but labels of shape {y.shape}")
+        check_labelled(path, out[f"x_{split}"], out[f"y_{split}"], split)
     return out
 
 

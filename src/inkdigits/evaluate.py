@@ -25,7 +25,7 @@ import numpy as np
 from .classifier import Classifier, cas, predict
 from .config import METRICS_PER_CLASS
 from .errors import InkdigitsError
-from .formats import npz_arrays
+from .formats import check_labelled, npz_arrays
 
 CAS_EPOCHS = 10  # the CAS protocol: a fresh classifier, 10 epochs on the samples only
 
@@ -159,18 +159,9 @@ def load_samples(path: Path, num_classes: int = 10, size: int = 28) -> tuple[np.
     if not {"images", "labels"} <= set(arrays):
         raise InkdigitsError(f"{path}: needs arrays 'images' and 'labels', found {sorted(arrays) or 'none'}")
     images, labels = arrays["images"], arrays["labels"]
-    if images.ndim != 3 or images.shape[1:] != (size, size):
-        raise InkdigitsError(f"{path}: images must have shape (N, {size}, {size}), got {images.shape}")
-    if images.dtype != np.uint8:
-        raise InkdigitsError(f"{path}: images must be uint8 (0-255, white on black), got {images.dtype}")
-    if labels.ndim != 1 or len(labels) != len(images):
-        raise InkdigitsError(f"{path}: labels must have shape ({len(images)},), got {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise InkdigitsError(f"{path}: labels must be integers, got {labels.dtype}")
+    check_labelled(path, images, labels, size=size, num_classes=num_classes)
     if len(labels) == 0:
         raise InkdigitsError(f"{path}: no samples")
-    if labels.min() < 0 or labels.max() >= num_classes:
-        raise InkdigitsError(f"{path}: labels must be 0-{num_classes - 1}, found {int(labels.min())}..{int(labels.max())}")
     return images, labels.astype(np.int64)
 
 

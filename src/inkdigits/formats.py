@@ -82,6 +82,24 @@ def export_dataset(g, per_class: int, seed: int, out: Path, fmt: str = "npz",
         raise InkdigitsError(f"{out}: cannot write ({e.strerror or e})") from None
 
 
+def check_labelled(path: Path, images: np.ndarray, labels: np.ndarray, split: str = "", size: int | None = None,
+                   num_classes: int | None = None) -> None:  # fmt: skip
+    """Images (N, H, W) uint8 and labels (N,) integers, as every labelled .npz holds them (a data set's splits,
+    a samples file); ``size``: H = W = size; ``num_classes``: labels in 0..K-1. One line naming the file."""
+    what = f"{split} images" if split else "images"
+    shape = f"(N, {size}, {size})" if size else "(N, H, W)"
+    if images.ndim != 3 or (size and images.shape[1:] != (size, size)):
+        raise InkdigitsError(f"{path}: {what} must have shape {shape}, got {images.shape}")
+    if images.dtype != np.uint8:
+        raise InkdigitsError(f"{path}: {what} must be uint8 (0-255, white on black), got {images.dtype}")
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise InkdigitsError(f"{path}: {len(images)} {what} but labels of shape {labels.shape} (need ({len(images)},))")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise InkdigitsError(f"{path}: labels must be integers, got {labels.dtype}")
+    if num_classes is not None and len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise InkdigitsError(f"{path}: labels must be 0-{num_classes - 1}, found {int(labels.min())}..{int(labels.max())}")
+
+
 def npz_arrays(path: Path) -> dict[str, np.ndarray]:
     """Every array of an ``.npz`` file, never unpickling anything; one line naming the file for anything amiss."""
     path = Path(path)
