@@ -14,18 +14,18 @@ from .cli_args import (
     SEED,
     Parser,
     add_config_flags,
+    add_layout_flags,
     add_limit_flag,
     given,
     int_range,
+    layout,
     positive_float,
     train_command,
     train_overrides,
 )
-from .compose import LAYOUTS
 from .config import METRICS_PER_CLASS, ClassifierTrainConfig, DataSpec, ModelConfig, TrainConfig
 from .errors import InkdigitsError
-from .limits import HEIGHT, NEATNESS, ROWS, SPACING, WIDTH
-from .numbers import HANDS, PER_DIGIT_SHARE
+from .limits import NEATNESS, ROWS
 
 
 def build_parser() -> Parser:
@@ -124,36 +124,6 @@ def add_evaluate_parser(sub) -> None:
                    help=f"train-classifier: epochs (default {ClassifierTrainConfig.epochs})")
     v.add_argument("--out", type=Path, help="train-classifier: output (default: the shipped classifier)")
     v.add_argument("--threads", type=int_range(1, 1024))
-
-
-def add_layout_flags(parser, dataset: bool = False) -> None:
-    """How a line is laid out (compose.py), for generate --number and (``dataset``) export --numbers, whose
-    defaults are as varied as real numbers (measured in benchmarks/ocr_numbers.py)."""
-    if dataset:
-        hands = parser.add_mutually_exclusive_group()
-        hands.add_argument("--hands", choices=HANDS, default=HANDS[0],
-                           help=f"--numbers: one hand per number, a new hand per digit, or mixed ({PER_DIGIT_SHARE * 100:.0f}%% "
-                                f"per digit; default {HANDS[0]})")  # fmt: skip
-        hands.add_argument("--new-hand-per-digit", dest="hands", action="store_const", const="per-digit",
-                           help="the same as --hands per-digit")  # fmt: skip
-    else:
-        parser.add_argument("--new-hand-per-digit", action="store_true", help="a new style for every digit")
-    default = "varied" if dataset else "plain"
-    parser.add_argument("--layout", choices=list(LAYOUTS), default=default,
-                        help=f"plain: one tidy hand, centred; varied: sizes, strokes, gaps, slant and place on the "
-                             f"canvas as varied as real numbers (default {default})")  # fmt: skip
-    for limit in (NEATNESS, SPACING, HEIGHT, WIDTH):
-        add_limit_flag(parser, limit)
-
-
-def layout(args) -> dict:
-    if args.width and not args.height:
-        raise InkdigitsError("--width needs --height (a fixed canvas has both)")
-    chosen = {"spacing": args.spacing, "height": args.height, "width": args.width, "neatness": args.neatness,
-              "layout": args.layout}  # fmt: skip
-    if hasattr(args, "new_hand_per_digit"):
-        chosen["new_hand_per_digit"] = args.new_hand_per_digit
-    return chosen
 
 
 def _version() -> str:

@@ -7,9 +7,12 @@ import argparse
 import sys
 from dataclasses import MISSING, fields, replace
 
+from .compose import LAYOUTS
 from .config import DataSpec, ModelConfig, TrainConfig, cli_fields, flag
+from .errors import InkdigitsError
+from .limits import HEIGHT, NEATNESS, SPACING, WIDTH, Limit
 from .limits import SEED as SEED_LIMIT
-from .limits import Limit
+from .numbers import HANDS, PER_DIGIT_SHARE
 
 EXIT_USAGE = 2
 
@@ -115,3 +118,33 @@ def train_command(args) -> str:
     parts += given_flags(args, DataSpec, ModelConfig, TrainConfig)
     parts += [f"{flag(k)} {getattr(args, k)}" for k in ("threads", "classifier", "minutes") if getattr(args, k) is not None]
     return " ".join(parts)
+
+
+def add_layout_flags(parser, dataset: bool = False) -> None:
+    """How a line is laid out (compose.py), for generate --number and (``dataset``) export --numbers, whose
+    defaults are as varied as real numbers (measured in benchmarks/ocr_numbers.py)."""
+    if dataset:
+        hands = parser.add_mutually_exclusive_group()
+        hands.add_argument("--hands", choices=HANDS, default=HANDS[0],
+                           help=f"--numbers: one hand per number, a new hand per digit, or mixed ({PER_DIGIT_SHARE * 100:.0f}%% "
+                                f"per digit; default {HANDS[0]})")  # fmt: skip
+        hands.add_argument("--new-hand-per-digit", dest="hands", action="store_const", const="per-digit",
+                           help="the same as --hands per-digit")  # fmt: skip
+    else:
+        parser.add_argument("--new-hand-per-digit", action="store_true", help="a new style for every digit")
+    default = "varied" if dataset else "plain"
+    parser.add_argument("--layout", choices=list(LAYOUTS), default=default,
+                        help=f"plain: one tidy hand, centred; varied: sizes, strokes, gaps, slant and place on the "
+                             f"canvas as varied as real numbers (default {default})")  # fmt: skip
+    for limit in (NEATNESS, SPACING, HEIGHT, WIDTH):
+        add_limit_flag(parser, limit)
+
+
+def layout(args) -> dict:
+    if args.width and not args.height:
+        raise InkdigitsError("--width needs --height (a fixed canvas has both)")
+    chosen = {"spacing": args.spacing, "height": args.height, "width": args.width, "neatness": args.neatness,
+              "layout": args.layout}  # fmt: skip
+    if hasattr(args, "new_hand_per_digit"):
+        chosen["new_hand_per_digit"] = args.new_hand_per_digit
+    return chosen
