@@ -28,7 +28,7 @@ from torch import nn
 
 from inkdigits import datasets, load_generator
 from inkdigits.compose import INK, compose
-from inkdigits.numbers import HANDS, item_seed, per_digit_hands, texts
+from inkdigits.numbers import HANDS, item_layouts, item_seed, per_digit_hands, texts
 
 HEIGHT, WIDTH = 32, 160  # a fixed canvas, as OCR pipelines use
 LENGTH = (4, 8)
@@ -36,8 +36,8 @@ LENGTH = (4, 8)
 
 def written(g, n: int, seed: int, layout: str = "plain", hands: str = "one"):
     """(images (n, H, W) uint8, texts) written by the generator, as `export --numbers` writes them."""
-    labels, per_digit = texts(n, seed, LENGTH), per_digit_hands(hands, seed, n)
-    images = [g.write(t, seed=item_seed(seed, i), height=HEIGHT, width=WIDTH, layout=layout,
+    labels, per_digit, layouts = texts(n, seed, LENGTH), per_digit_hands(hands, seed, n), item_layouts(layout, seed, n)
+    images = [g.write(t, seed=item_seed(seed, i), height=HEIGHT, width=WIDTH, layout=layouts[i],
                       new_hand_per_digit=per_digit[i])[0] for i, t in enumerate(labels)]  # fmt: skip
     return np.stack(images), labels
 
@@ -186,6 +186,7 @@ ROWS = {
     "one": "inkdigits, one hand per number, plain layout (the old export)",
     "per-digit": "inkdigits, a hand per digit, plain layout",
     "default": f"inkdigits, `export --numbers` defaults (varied layout, {HANDS[0]} hands)",
+    "half-plain": f"inkdigits, half varied and half plain layout, {HANDS[0]} hands",
     "real": "real MNIST train digits in inkdigits' layout",
     "real1k": "1,000 real-digit numbers alone",
     "mixed": "the same 1,000 + 10,000 inkdigits numbers (defaults)",
@@ -200,6 +201,8 @@ def training_set(row: str, g, mnist, n: int):
         return written(g, n, seed=1, hands="per-digit")
     if row == "default":
         return written(g, n, seed=1, layout="varied", hands=HANDS[0])
+    if row == "half-plain":
+        return written(g, n, seed=1, layout="mixed", hands=HANDS[0])
     if row == "real":
         return in_inkdigits_layout(x, y, n, seed=1)
     few = in_inkdigits_layout(x, y, max(1, n // 10), seed=3)

@@ -207,5 +207,7 @@ def test_export_numbers_mixes_hands_by_default(tmp_path):
     hands = {r["hands"] for r in rows}
     assert hands == {"one", "per-digit"}
     one = tmp_path / "one"
-    assert cli.main(["export", "--numbers", "5", "--hands", "one", "--workers", "1", "--out", str(one)]) == 0
-    assert {json.loads(line)["hands"] for line in (one / "labels.jsonl").read_text().splitlines()} == {"one"}
+    argv = ["export", "--numbers", "20", "--hands", "one", "--layout", "mixed", "--workers", "1", "--out", str(one)]
+    assert cli.main(argv) == 0
+    rows = [json.loads(line) for line in (one / "labels.jsonl").read_text().splitlines()]
+    assert {r["hands"] for r in rows} == {"one"} and {r["layout"] for r in rows} == {"plain", "varied"}

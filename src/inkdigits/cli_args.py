@@ -12,7 +12,7 @@ from .config import DataSpec, ModelConfig, TrainConfig, cli_fields, flag
 from .errors import InkdigitsError
 from .limits import HEIGHT, NEATNESS, SPACING, WIDTH, Limit
 from .limits import SEED as SEED_LIMIT
-from .numbers import HANDS, PER_DIGIT_SHARE
+from .numbers import HANDS, LAYOUT_CHOICES, PER_DIGIT_SHARE
 
 EXIT_USAGE = 2
 
@@ -132,10 +132,11 @@ def add_layout_flags(parser, dataset: bool = False) -> None:
                            help="the same as --hands per-digit")  # fmt: skip
     else:
         parser.add_argument("--new-hand-per-digit", action="store_true", help="a new style for every digit")
-    default = "varied" if dataset else "plain"
-    parser.add_argument("--layout", choices=list(LAYOUTS), default=default,
-                        help=f"plain: one tidy hand, centred; varied: sizes, strokes, gaps, slant and place on the "
-                             f"canvas as varied as real numbers (default {default})")  # fmt: skip
+    default = LAYOUT_CHOICES[0] if dataset else "plain"
+    parser.add_argument("--layout", choices=LAYOUT_CHOICES if dataset else list(LAYOUTS), default=default,
+                        help="plain: one tidy hand, centred; varied: sizes, strokes, gaps, slant and place on the "
+                             "canvas as varied as real numbers" + ("; mixed: half of each" if dataset else "")
+                             + f" (default {default})")  # fmt: skip
     for limit in (NEATNESS, SPACING, HEIGHT, WIDTH):
         add_limit_flag(parser, limit)
 

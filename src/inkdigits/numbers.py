@@ -92,13 +92,26 @@ def die_with_parent() -> None:
 
 
 def _make(job):
-    i, text, seed, per_digit = job
-    image, boxes = _worker["g"].write(text, seed=seed, new_hand_per_digit=per_digit, **_worker["options"])
+    i, text, seed, per_digit, layout = job
+    options = {**_worker["options"], "layout": layout}
+    image, boxes = _worker["g"].write(text, seed=seed, new_hand_per_digit=per_digit, **options)
     return i, image, boxes
 
 
 HANDS = ("mixed", "one", "per-digit")  # the first is the default
 PER_DIGIT_SHARE = 0.5  # "mixed": the share of numbers with a new hand for every digit
+
+
+LAYOUT_CHOICES = ("varied", "plain", "mixed")  # "mixed": half the numbers varied, half plain
+
+
+def item_layouts(layout: str, seed: int, n: int) -> list[str]:
+    """The layout of each of ``n`` numbers: all one, or (mixed) a seeded half varied, half plain."""
+    if layout not in LAYOUT_CHOICES:
+        raise InkdigitsError(f"--layout {layout!r}: one of {', '.join(LAYOUT_CHOICES)}")
+    if layout != "mixed":
+        return [layout] * n
+    return ["varied" if v else "plain" for v in np.random.default_rng([seed, 4]).random(n) < 0.5]
 
 
 def per_digit_hands(hands: str, seed: int, n: int) -> list[bool]:
@@ -130,8 +143,9 @@ def export_numbers(g, n: int, seed: int, out: Path, length=(4, 10), pattern=None
     if not one_file and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InkdigitsError(f"{out}: already exists and is not an empty folder; pick a new --out")
     workers = workers or os.cpu_count() or 1
-    per_digit = per_digit_hands(hands, seed, n)
-    jobs = [(i, t, item_seed(seed, i), per_digit[i]) for i, t in enumerate(texts(n, seed, length, pattern))]
+    options = dict(options or {})
+    per_digit, layouts = per_digit_hands(hands, seed, n), item_layouts(options.pop("layout", "plain"), seed, n)
+    jobs = [(i, t, item_seed(seed, i), per_digit[i], layouts[i]) for i, t in enumerate(texts(n, seed, length, pattern))]
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(out)
@@ -168,10 +182,11 @@ def export_numbers(g, n: int, seed: int, out: Path, length=(4, 10), pattern=None
                 shutil.rmtree(tmp)
             else:
                 with open(tmp / "labels.jsonl", "w") as labels:
-                    for i, text, _, new_hands in jobs:
+                    for i, text, _, new_hands, layout in jobs:
                         name = {"file": f"{i:06d}.png"} if fmt == "png" else {"index": i}
                         hand = "per-digit" if new_hands else "one"
-                        labels.write(json.dumps({**name, "text": text, "hands": hand, "boxes": results[i][1]}) + "\n")
+                        item = {**name, "text": text, "hands": hand, "layout": layout, "boxes": results[i][1]}
+                        labels.write(json.dumps(item) + "\n")
                 if out.exists():
                     out.rmdir()
                 os.replace(tmp, out)
