@@ -28,7 +28,7 @@ from torch import nn
 
 from inkdigits import datasets, load_generator
 from inkdigits.compose import INK, compose
-from inkdigits.numbers import HANDS, item_layouts, item_seed, per_digit_hands, texts
+from inkdigits.numbers import HANDS, LAYOUT_CHOICES, item_layouts, item_seed, per_digit_hands, texts
 
 HEIGHT, WIDTH = 32, 160  # a fixed canvas, as OCR pipelines use
 LENGTH = (4, 8)
@@ -185,8 +185,9 @@ def score(model, test_images, test_labels) -> tuple[float, float]:
 ROWS = {
     "one": "inkdigits, one hand per number, plain layout (the old export)",
     "per-digit": "inkdigits, a hand per digit, plain layout",
-    "default": f"inkdigits, `export --numbers` defaults (varied layout, {HANDS[0]} hands)",
-    "half-plain": f"inkdigits, half varied and half plain layout, {HANDS[0]} hands",
+    "varied": f"inkdigits, varied layout, {HANDS[0]} hands",
+    "default": f"inkdigits, `export --numbers` defaults ({LAYOUT_CHOICES[0]} layout: half varied, half plain; "
+               f"{HANDS[0]} hands)",
     "real": "real MNIST train digits in inkdigits' layout",
     "real1k": "1,000 real-digit numbers alone",
     "mixed": "the same 1,000 + 10,000 inkdigits numbers (defaults)",
@@ -199,16 +200,16 @@ def training_set(row: str, g, mnist, n: int):
         return written(g, n, seed=1)
     if row == "per-digit":
         return written(g, n, seed=1, hands="per-digit")
-    if row == "default":
+    if row == "varied":
         return written(g, n, seed=1, layout="varied", hands=HANDS[0])
-    if row == "half-plain":
-        return written(g, n, seed=1, layout="mixed", hands=HANDS[0])
+    if row == "default":
+        return written(g, n, seed=1, layout=LAYOUT_CHOICES[0], hands=HANDS[0])
     if row == "real":
         return in_inkdigits_layout(x, y, n, seed=1)
     few = in_inkdigits_layout(x, y, max(1, n // 10), seed=3)
     if row == "real1k":
         return few
-    synthetic = written(g, n, seed=1, layout="varied", hands=HANDS[0])
+    synthetic = written(g, n, seed=1, layout=LAYOUT_CHOICES[0], hands=HANDS[0])
     return np.concatenate([few[0], synthetic[0]]), few[1] + synthetic[1]
 
 

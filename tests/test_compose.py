@@ -200,12 +200,12 @@ def test_the_varied_layout_varies_size_place_and_stroke_on_a_fixed_canvas(g):
     assert varied[:, 3].std() > 1.5 * plain[:, 3].std()  # how much ink: sizes and stroke weights
 
 
-def test_export_numbers_mixes_hands_by_default(tmp_path):
+def test_export_numbers_mixes_hands_and_layouts_by_default(tmp_path):
     out = tmp_path / "n"
     assert cli.main(["export", "--numbers", "40", "--length", "4", "--workers", "1", "--out", str(out)]) == 0
     rows = [json.loads(line) for line in (out / "labels.jsonl").read_text().splitlines()]
-    hands = {r["hands"] for r in rows}
-    assert hands == {"one", "per-digit"}
+    assert {r["hands"] for r in rows} == {"one", "per-digit"}  # the defaults: mixed hands and mixed layouts
+    assert {r["layout"] for r in rows} == {"plain", "varied"}
     one = tmp_path / "one"
     argv = ["export", "--numbers", "20", "--hands", "one", "--layout", "mixed", "--workers", "1", "--out", str(one)]
     assert cli.main(argv) == 0
