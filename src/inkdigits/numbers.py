@@ -146,7 +146,8 @@ def export_numbers(g, n: int, seed: int, out: Path, length=(4, 10), pattern=None
         raise InkdigitsError(f"{out}: already exists and is not an empty folder; pick a new --out")
     workers = workers or os.cpu_count() or 1
     options = dict(options or {})
-    per_digit, layouts = per_digit_hands(hands, seed, n), item_layouts(options.pop("layout", "plain"), seed, n)
+    layouts = item_layouts(options.pop("layout", LAYOUT_CHOICES[0]), seed, n)
+    per_digit = per_digit_hands(hands, seed, n)
     jobs = [(i, t, item_seed(seed, i), per_digit[i], layouts[i]) for i, t in enumerate(texts(n, seed, length, pattern))]
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
