@@ -209,6 +209,12 @@ def test_api_refusals_name_the_argument(tiny, call, message):
         call(tiny)
 
 
+def test_whole_floats_count_as_whole_numbers(tiny):
+    """Found by the property test above: style_sheet(2.0) passed the check, then np.tile refused the float."""
+    assert tiny.style_sheet(2.0, seed=0).shape == tiny.style_sheet(2, seed=0).shape
+    assert len(tiny.morph(1, 2, frames=3.0, seed=0)) == 3
+
+
 # --------------------------------------------------------------------------- the command line
 
 

@@ -160,7 +160,8 @@ class DigitGenerator:
 
     def style_sheet(self, rows: int, seed: int | None = None, neatness: float = NEATNESS.default) -> np.ndarray:
         """``rows`` styles, each written as every class: (rows*K, S, S), row-major."""
-        styles = np.repeat(self.styles(ROWS.check(rows), seed, neatness), self.num_classes, axis=0)
+        rows = ROWS.check(rows)  # 2.0 is 2 from here on
+        styles = np.repeat(self.styles(rows, seed, neatness), self.num_classes, axis=0)
         return self.generate(np.tile(np.arange(self.num_classes), rows), styles=styles)
 
     def morph(self, digit_a: int, digit_b: int, frames: int = FRAMES.default, seed: int | None = None,
