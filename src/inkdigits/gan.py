@@ -69,6 +69,11 @@ class ConditionalGAN:
         if config.augment not in ("ada", "none"):
             raise ValueError(f"augment={config.augment!r}: give ada or none ('auto' is for config.recipe(), which knows the data's size)")
         self.ada = AdaptiveAugment(config.augment == "ada", config.ada_target)
+        self.guide = None  # the run's reference classifier, frozen, when config.guidance > 0 (set_guide)
+
+    def set_guide(self, classifier: torch.nn.Module) -> None:
+        """Class guidance: G also pays the cross-entropy of ``classifier`` on its images (frozen, eval mode)."""
+        self.guide = copy.deepcopy(classifier).to(self.device).eval().requires_grad_(False)
 
     def noise_seed(self, epoch: int) -> int:
         """The seed of this process's noise stream at the start of ``epoch`` (DDP ranks reseed every epoch, so a
@@ -113,6 +118,10 @@ class ConditionalGAN:
             loss_g = generator_loss(self.D_train(augment(fake, p, self.noise), y_fake).float(), kind)
         if pairs:
             loss_g = loss_g + self.config.diversity * mode_seeking(fake.float(), z)
+        if self.config.guidance:
+            if self.guide is None:
+                raise ValueError("guidance > 0 needs a classifier: call set_guide() first")
+            loss_g = loss_g + self.config.guidance * F.cross_entropy(self.guide(fake.float()), y_fake)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()

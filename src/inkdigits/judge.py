@@ -31,21 +31,32 @@ def check_given(classifier) -> None:
                              f"--classifier none)")  # fmt: skip
 
 
+def check_guidance(cfg, classifier) -> None:
+    """Class guidance learns from the reference classifier, so it cannot run without one."""
+    if cfg.guidance and str(classifier) == OFF:
+        raise InkdigitsError(f"--guidance {cfg.guidance:g} needs a reference classifier: drop --classifier none "
+                             f"(or pass --guidance 0)")  # fmt: skip
+
+
 def make_judge(run_path: Path, cfg, model_cfg, spec, classes: list[str], classifier, x, y, x_val, y_val, log):
-    """A function gan -> {"fid", "class_acc", "selected_by"} for the validation split; says loudly when off."""
+    """(score, reference): ``score(gan) -> {"fid", "class_acc", "selected_by"}`` on the validation split (says
+    loudly when off), and the reference classifier (None without one), which class guidance also uses."""
     off = {"fid": None, "class_acc": None}
     reason = None
+    check_guidance(cfg, classifier)
     if str(classifier) == OFF:
         reason = "--classifier none"
     elif cfg.eval_per_class == 0 or len(x_val) == 0:
         reason = "--eval-per-class 0" if cfg.eval_per_class == 0 else "--val-size 0"
+    model = None
+    if str(classifier) != OFF and (reason is None or cfg.guidance):
+        model = reference_classifier(run_path, classifier, spec, classes, model_cfg, x, y, x_val, y_val, log)
     if reason:
         log(f"WARNING: per-step scores are off ({reason}): generator.safetensors will be the last evaluation's, "
             f"whatever its quality")  # fmt: skip
-        return lambda gan: {**off, "selected_by": f"last evaluation ({reason})"}
+        return (lambda gan: {**off, "selected_by": f"last evaluation ({reason})"}), model
     from .evaluate import Evaluator
 
-    model = reference_classifier(run_path, classifier, spec, classes, model_cfg, x, y, x_val, y_val, log)
     evaluator = Evaluator(model, x_val.numpy(), y_val.numpy(), max_per_class_diversity=200)
     k, n = evaluator.num_classes, cfg.eval_per_class
 
@@ -55,7 +66,7 @@ def make_judge(run_path: Path, cfg, model_cfg, spec, classes: list[str], classif
         m = evaluator.metrics(gan.sample(z, labels), labels.numpy())
         return {"fid": m["fid"], "class_acc": m["class_acc"], "selected_by": "best validation FID"}
 
-    return score
+    return score, model
 
 
 def reference_classifier(run_path: Path, classifier, spec, classes, model_cfg, x, y, x_val, y_val, log):

@@ -25,7 +25,7 @@ from . import distributed
 from .config import VAL_MAX, VAL_SHARE, recipe, resolve, resolve_data
 from .errors import InkdigitsError
 from .gan import ConditionalGAN
-from .judge import check_given, make_judge
+from .judge import check_given, check_guidance, make_judge, reference_classifier
 from .rundir import RunDir
 from .weights import sidecar
 
@@ -68,13 +68,23 @@ def train(out: Path | str, overrides: dict | None = None, *, data: dict | None =
     steps_per_epoch = len(sampler) // local_batch
     model_cfg, cfg, why = recipe(model_cfg, cfg, len(x), steps_per_epoch, None if state else set(overrides or {}))
     log(why)
+    check_guidance(cfg, classifier)
     if procs.is_main:
         run.create()
     with run.writing():
-        judge = (make_judge(run.path, cfg, model_cfg, spec, dataset.classes, classifier, x, y, x_val, y_val, log)
-                 if procs.is_main else lambda gan: {"fid": None, "class_acc": None})  # fmt: skip
+        judge, reference = ((lambda gan: {"fid": None, "class_acc": None}), None)
+        if procs.is_main:
+            judge, reference = make_judge(run.path, cfg, model_cfg, spec, dataset.classes, classifier, x, y, x_val,
+                                          y_val, log)  # fmt: skip
+    if cfg.guidance and procs.world > 1:  # the other ranks read the classifier rank 0 has trained or found
+        procs.barrier()
+        if not procs.is_main:
+            reference = reference_classifier(run.path, classifier, spec, dataset.classes, model_cfg, x, y, x_val,
+                                             y_val, log)  # fmt: skip
     total_steps, decay_steps = cfg.steps, cfg.lr_decay_epochs * steps_per_epoch
     gan = ConditionalGAN(model_cfg, cfg, procs.device, rank=procs.rank)
+    if cfg.guidance:
+        gan.set_guide(reference)
     history, partial, commands = [], fresh_partial(), [command]
     if state is not None:
         gan.load_state_dict(state["gan"], noise=procs.world == 1)  # other ranks' streams reseed per epoch
