@@ -188,6 +188,7 @@ ROWS = {
     "varied": f"inkdigits, varied layout, {HANDS[0]} hands",
     "default": f"inkdigits, `export --numbers` defaults ({LAYOUT_CHOICES[0]} layout: half varied, half plain; "
                f"{HANDS[0]} hands)",
+    "mixed-per-digit": f"inkdigits, {LAYOUT_CHOICES[0]} layout, a hand per digit",
     "real": "real MNIST train digits in inkdigits' layout",
     "real1k": "1,000 real-digit numbers alone",
     "mixed": "the same 1,000 + 10,000 inkdigits numbers (defaults)",
@@ -206,6 +207,8 @@ def training_set(row: str, g, mnist, n: int, seed: int = 0):
         return written(g, n, seed=1 + s, layout="varied", hands=HANDS[0])
     if row == "default":
         return written(g, n, seed=1 + s, layout=LAYOUT_CHOICES[0], hands=HANDS[0])
+    if row == "mixed-per-digit":
+        return written(g, n, seed=1 + s, layout=LAYOUT_CHOICES[0], hands="per-digit")
     if row == "real":
         return in_inkdigits_layout(x, y, n, seed=1 + s)
     few = in_inkdigits_layout(x, y, max(1, n // 10), seed=3 + s)
