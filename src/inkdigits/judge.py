@@ -42,8 +42,7 @@ def make_judge(run_path: Path, cfg, model_cfg, spec, classes: list[str], classif
     """(score, reference): ``score(gan) -> {"fid", "class_acc", "selected_by"}`` on the validation split (says
     loudly when off), and the reference classifier (None without one), which class guidance also uses."""
     off = {"fid": None, "class_acc": None}
-    reason = None
-    check_guidance(cfg, classifier)
+    reason = None  # a run with --guidance and --classifier none was refused before (check_guidance)
     if str(classifier) == OFF:
         reason = "--classifier none"
     elif cfg.eval_per_class == 0 or len(x_val) == 0:
