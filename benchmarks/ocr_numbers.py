@@ -28,7 +28,7 @@ from torch import nn
 
 from inkdigits import datasets, load_generator
 from inkdigits.compose import INK, compose
-from inkdigits.numbers import HANDS, LAYOUT_CHOICES, item_layouts, item_seed, per_digit_hands, texts
+from inkdigits.numbers import HANDS, LAYOUT_CHOICES, item_seed, number_jobs, texts
 
 HEIGHT, WIDTH = 32, 160  # a fixed canvas, as OCR pipelines use
 LENGTH = (4, 8)
@@ -36,10 +36,10 @@ LENGTH = (4, 8)
 
 def written(g, n: int, seed: int, layout: str = "plain", hands: str = "one"):
     """(images (n, H, W) uint8, texts) written by the generator, as `export --numbers` writes them."""
-    labels, per_digit, layouts = texts(n, seed, LENGTH), per_digit_hands(hands, seed, n), item_layouts(layout, seed, n)
-    images = [g.write(t, seed=item_seed(seed, i), height=HEIGHT, width=WIDTH, layout=layouts[i],
-                      new_hand_per_digit=per_digit[i])[0] for i, t in enumerate(labels)]  # fmt: skip
-    return np.stack(images), labels
+    jobs = number_jobs(n, seed, LENGTH, hands=hands, layout=layout)
+    images = [g.write(t, seed=s, height=HEIGHT, width=WIDTH, layout=lay, new_hand_per_digit=new)[0]
+              for _, t, s, new, lay in jobs]  # fmt: skip
+    return np.stack(images), [t for _, t, *_ in jobs]
 
 
 def real_glyphs(x: np.ndarray, y: np.ndarray, text: str, rng: np.random.Generator) -> list[np.ndarray]:
@@ -195,26 +195,28 @@ ROWS = {
 }
 
 
+SYNTHETIC = {  # row -> (layout, hands) of its inkdigits numbers
+    "one": ("plain", "one"),
+    "per-digit": ("plain", "per-digit"),
+    "varied": ("varied", HANDS[0]),
+    "default": (LAYOUT_CHOICES[0], HANDS[0]),
+    "mixed-per-digit": (LAYOUT_CHOICES[0], "per-digit"),
+}
+
+
 def training_set(row: str, g, mnist, n: int, seed: int = 0):
     """Row ``row``'s training numbers; ``seed`` 0 is the table in RESULTS.md, others draw other numbers."""
     x, y = mnist.x_train.numpy(), mnist.y_train.numpy()
     s = 100 * seed
-    if row == "one":
-        return written(g, n, seed=1 + s)
-    if row == "per-digit":
-        return written(g, n, seed=1 + s, hands="per-digit")
-    if row == "varied":
-        return written(g, n, seed=1 + s, layout="varied", hands=HANDS[0])
-    if row == "default":
-        return written(g, n, seed=1 + s, layout=LAYOUT_CHOICES[0], hands=HANDS[0])
-    if row == "mixed-per-digit":
-        return written(g, n, seed=1 + s, layout=LAYOUT_CHOICES[0], hands="per-digit")
+    if row in SYNTHETIC:
+        layout, hands = SYNTHETIC[row]
+        return written(g, n, seed=1 + s, layout=layout, hands=hands)
     if row == "real":
         return in_inkdigits_layout(x, y, n, seed=1 + s)
     few = in_inkdigits_layout(x, y, max(1, n // 10), seed=3 + s)
     if row == "real1k":
         return few
-    synthetic = written(g, n, seed=1 + s, layout=LAYOUT_CHOICES[0], hands=HANDS[0])
+    synthetic = written(g, n, 1 + s, *SYNTHETIC["default"])
     return np.concatenate([few[0], synthetic[0]]), few[1] + synthetic[1]
 
 

@@ -125,6 +125,14 @@ def per_digit_hands(hands: str, seed: int, n: int) -> list[bool]:
     return (np.random.default_rng([seed, 3]).random(n) < PER_DIGIT_SHARE).tolist()
 
 
+def number_jobs(n: int, seed: int, length=(4, 10), pattern=None, hands: str = HANDS[0],
+                layout: str = LAYOUT_CHOICES[0]) -> list[tuple]:  # fmt: skip
+    """What the export writes, one (index, text, seed, new hand per digit, layout) per number: the benchmarks
+    build the same numbers in memory from it."""
+    layouts, per_digit = item_layouts(layout, seed, n), per_digit_hands(hands, seed, n)
+    return [(i, t, item_seed(seed, i), per_digit[i], layouts[i]) for i, t in enumerate(texts(n, seed, length, pattern))]
+
+
 def export_numbers(g, n: int, seed: int, out: Path, length=(4, 10), pattern=None, fmt="png", workers=None,
                    options: dict | None = None, progress: bool = True, hands: str = HANDS[0]) -> dict:  # fmt: skip
     """Write the dataset drawn by the generator ``g`` (a loaded DigitGenerator) to ``out``: a new folder (png files or images.npz, with labels.jsonl), or for ``fmt``
@@ -146,9 +154,7 @@ def export_numbers(g, n: int, seed: int, out: Path, length=(4, 10), pattern=None
         raise InkdigitsError(f"{out}: already exists and is not an empty folder; pick a new --out")
     workers = workers or os.cpu_count() or 1
     options = dict(options or {})
-    layouts = item_layouts(options.pop("layout", LAYOUT_CHOICES[0]), seed, n)
-    per_digit = per_digit_hands(hands, seed, n)
-    jobs = [(i, t, item_seed(seed, i), per_digit[i], layouts[i]) for i, t in enumerate(texts(n, seed, length, pattern))]
+    jobs = number_jobs(n, seed, length, pattern, hands, options.pop("layout", LAYOUT_CHOICES[0]))
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(out)
@@ -178,7 +184,7 @@ def export_numbers(g, n: int, seed: int, out: Path, length=(4, 10), pattern=None
             bar.close()
             if fmt == "npz":
                 npz = numbers_npz_bytes([r[0] for r in results], [job[1] for job in jobs], [r[1] for r in results],
-                                        g.classes, per_digit)  # fmt: skip
+                                        g.classes, [job[3] for job in jobs])  # fmt: skip
                 (tmp / "images.npz").write_bytes(npz)
             if one_file:
                 os.replace(tmp / "images.npz", out)
