@@ -81,6 +81,9 @@ class TrainConfig:
                                      "two noises of one class apart (0: off; default: the recipe's)", 0.0, 100.0)
     guidance: float = option(0.0, "weight of the run's reference classifier's cross-entropy on G's images in G's "
                              "loss (class guidance; 0: off; needs a classifier)", 0.0, 100.0)
+    consistency: float = option(0.0, "weight of balanced consistency regularisation (bCR, Zhao et al. 2020): D "
+                                "pays for scoring an augmented image unlike the image itself, real and fake (0: off)",
+                                0.0, 1000.0)
     r1_gamma: float = option(0.0, "R1 penalty on real images (0: off), applied lazily every 16 steps", 0.0, 1000.0)
     lr_decay_epochs: int | None = option(None, "decay both learning rates linearly to 0 over the last N epochs "
                                          "(default: a small set's last third, else 0)", 0, 10**9)
@@ -167,6 +170,8 @@ def recipe(model: ModelConfig, cfg: TrainConfig, n_train: int, steps_per_epoch: 
         extras.append(f"mode-seeking term {diversity:g}")
     if cfg.guidance:
         extras.append(f"class guidance {cfg.guidance:g}")
+    if cfg.consistency:
+        extras.append(f"consistency regularisation {cfg.consistency:g}")
     if decay:
         extras.append(f"learning rates decayed to 0 over the last {min(steps, decay * steps_per_epoch):,} steps")
     line = (f"recipe for {n_train:,} training images ({size}): {steps:,} steps of {cfg.batch_size} "

@@ -104,9 +104,14 @@ class ConditionalGAN:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             fake = self.G_train(z, y_fake)
             # Real and fake share one D forward: half the kernel launches, one set of SN power iterations.
-            both = augment(torch.cat([x, fake.detach().to(x.dtype)]), p, self.noise)
-            d_out = self.D_train(both, torch.cat([y_real, y_fake])).float()
-        loss_d = discriminator_loss(d_out[:n], d_out[n:], kind)
+            clean = torch.cat([x, fake.detach().to(x.dtype)])
+            both, y_both = augment(clean, p, self.noise), torch.cat([y_real, y_fake])
+            if self.config.consistency:  # bCR's second view of every image (each transform applied), same forward
+                both, y_both = torch.cat([both, augment(clean, 1.0, self.noise)]), y_both.repeat(2)
+            d_out = self.D_train(both, y_both).float()
+        loss_d = discriminator_loss(d_out[:n], d_out[n : 2 * n], kind)
+        if self.config.consistency:  # bCR (Zhao et al. 2020): D must score both views of an image alike
+            loss_d = loss_d + self.config.consistency * (d_out[2 * n :] - d_out[: 2 * n]).square().mean()
         self.ada.observe(d_out[:n])
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
