@@ -1,4 +1,5 @@
-"""What G and D pay beyond the GAN loss: the mode-seeking term, class guidance, consistency regularisation (bCR)."""
+"""What G and D pay beyond the GAN loss: the mode-seeking term, class guidance, consistency regularisation (bCR),
+and D's dropout."""
 
 import torch
 from conftest import TINY_MODEL, synthetic_arrays
@@ -61,3 +62,18 @@ def test_consistency_teaches_d_to_score_an_augmented_view_like_the_image():
             return (gan.D(augment(real, 1.0, torch.Generator().manual_seed(0)), y) - gan.D(real, y)).abs().mean().item()
 
     assert gap(10.0) < 0.6 * gap(0.0)  # about 0.21 against 0.55
+
+
+def test_d_dropout_draws_its_masks_from_the_runs_noise_and_leaves_the_global_rng_alone():
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randint(0, 256, (16, 28, 28), dtype=torch.uint8, generator=gen), torch.arange(16) % 10
+
+    def losses(dropout):
+        gan = ConditionalGAN(ModelConfig(**TINY_MODEL, d_dropout=dropout), TrainConfig(augment="none"))
+        torch.manual_seed(123)
+        out = [gan.train_step(x, y)["loss_d"].item() for _ in range(3)]
+        return out, torch.rand(1).item()
+
+    (dropped, after), (again, after_again), (plain, after_plain) = losses(0.5), losses(0.5), losses(0.0)
+    assert dropped == again and dropped != plain  # the same masks run to run: --resume stays exact
+    assert after == after_again == after_plain

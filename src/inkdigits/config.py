@@ -50,6 +50,7 @@ class ModelConfig:
     embed_dim: int = option(16, "size of the label embedding concatenated to z", 1, 1024)
     d_minibatch_std: bool = option(False, "discriminator sees each group of 4 images' feature spread (ProGAN's "
                                    "minibatch std), so it can tell a generator that ignores its noise")
+    d_dropout: float = option(0.0, "dropout on the discriminator's features before its head (0: off)", 0.0, 0.9)
     num_classes: int = option(10, "number of classes", *CLASSES, cli=False)
     image_size: int = option(28, "image height and width in pixels (a multiple of 4)", *IMAGE_SIZES, cli=False)
 

@@ -10,6 +10,7 @@ the tests train it for a few steps in memory.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import numpy as np
@@ -92,6 +93,22 @@ class ConditionalGAN:
 
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """One discriminator and one generator update on uint8 images (N,H,W) and their labels (N,)."""
+        with self.dropout_rng():
+            return self.update(images, labels)
+
+    @contextlib.contextmanager
+    def dropout_rng(self):
+        """D's dropout draws from the global RNG: seed it from the run's noise stream, so that a resumed run
+        draws the same masks, and leave the global state as it was."""
+        if not self.model_config.d_dropout:
+            yield
+            return
+        seed = int(torch.randint(0, 2**62, (1,), generator=self.noise))
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            yield
+
+    def update(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         n, kind = len(images), self.config.loss
         x = to_unit(images).to(self.device, non_blocking=True)
         y_real = labels.to(self.device, non_blocking=True)

@@ -81,7 +81,7 @@ class Discriminator(nn.Module):
         self.conv14 = spectral_norm(nn.Conv2d(1, width, 4, 2, 1))
         self.conv7 = spectral_norm(nn.Conv2d(width, 2 * width, 4, 2, 1))
         self.conv7b = spectral_norm(nn.Conv2d(2 * width, 4 * width, 3, 1, 1))
-        self.minibatch_std = config.d_minibatch_std
+        self.minibatch_std, self.dropout = config.d_minibatch_std, config.d_dropout
         features = (4 * width + self.minibatch_std) * (config.image_size // 4) ** 2
         self.linear = spectral_norm(nn.Linear(features, 1))
         self.project = spectral_norm(nn.Embedding(config.num_classes, features))
@@ -92,7 +92,7 @@ class Discriminator(nn.Module):
         h = F.leaky_relu(self.conv7b(h), 0.2)
         if self.minibatch_std:
             h = torch.cat([h, group_std(h)], dim=1)
-        h = h.flatten(1)
+        h = F.dropout(h.flatten(1), self.dropout, self.training)
         return self.linear(h).squeeze(1) + (self.project(y) * h).sum(dim=1)
 
 
