@@ -52,8 +52,8 @@ def build(lever: str) -> tuple[ConditionalGAN, int]:
         lever = lever.split("+")[0]
     if lever in ("fused_adam", "foreach_adam"):
         kind = {"fused": True} if lever == "fused_adam" else {"foreach": True}
-        gan.opt_g = torch.optim.Adam(gan.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2), **kind)
-        gan.opt_d = torch.optim.Adam(gan.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2), **kind)
+        gan.opt_g = torch.optim.Adam(gan.G.parameters(), lr=gan.lr_g, betas=(cfg.beta1, cfg.beta2), **kind)
+        gan.opt_d = torch.optim.Adam(gan.D.parameters(), lr=gan.lr_d, betas=(cfg.beta1, cfg.beta2), **kind)
     if lever == "channels_last":
         gan.G.to(memory_format=torch.channels_last)
         gan.D.to(memory_format=torch.channels_last)

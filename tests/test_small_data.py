@@ -11,10 +11,12 @@ from conftest import TINY_MODEL, TINY_TRAIN, flags, synthetic_arrays
 from inkdigits import augment, cli
 from inkdigits.augment import ADA_INTERVAL, AdaptiveAugment
 from inkdigits.config import (
+    LR,
     MIN_EVAL_EVERY,
     MIN_STEPS,
     SMALL_DATA,
     SMALL_DATA_DIVERSITY,
+    SMALL_DATA_LR,
     ModelConfig,
     TrainConfig,
     recipe,
@@ -37,23 +39,24 @@ def own_npz(tmp_path):
     return path
 
 
-def test_recipe_gives_small_sets_steps_ada_minibatch_std_and_decay_and_full_mnist_its_old_recipe():
+def test_recipe_gives_small_sets_steps_a_higher_lr_ada_minibatch_std_and_decay_and_full_mnist_its_old_recipe():
     model, small, line = recipe(ModelConfig(), TrainConfig(), n_train=900, steps_per_epoch=14)
     assert (small.steps, small.eval_every, small.augment) == (MIN_STEPS, MIN_EVAL_EVERY, "ada")
     assert small.lr_decay_epochs == 71 and model.d_minibatch_std  # the last third: 994 of 3,000 steps
-    assert small.diversity == SMALL_DATA_DIVERSITY > 0
+    assert small.diversity == SMALL_DATA_DIVERSITY > 0 and small.lr_g == small.lr_d == SMALL_DATA_LR > LR
     assert line.startswith("recipe for 900 training images (a small set, fewer than 20,000): 3,000 steps of 64")
-    assert (f"augmentation ada, minibatch std in D, mode-seeking term {SMALL_DATA_DIVERSITY:g}, learning rates "
+    assert (f"learning rate {SMALL_DATA_LR:g}, augmentation ada, minibatch std in D, mode-seeking term {SMALL_DATA_DIVERSITY:g}, learning rates "
             "decayed to 0 over the last 994 steps") in line  # fmt: skip
     model, full, line = recipe(ModelConfig(), TrainConfig(), n_train=55_000, steps_per_epoch=859)
     assert (full.steps, full.eval_every, full.augment, full.lr_decay_epochs) == (35 * 859, 859, "none", 0)
-    assert full.diversity == 0
-    assert model == ModelConfig() and line.endswith("scored every 859 steps; augmentation none")
+    assert full.diversity == 0 and full.lr_g == full.lr_d == LR
+    assert model == ModelConfig() and line.endswith(f"scored every 859 steps; learning rate {LR:g}, augmentation none")
     assert f"not fewer than {SMALL_DATA:,}" in line
     # what flags set is kept, and a resumed run's model is the checkpoint's
-    flags = TrainConfig(epochs=3, augment="none", eval_every=7, lr_decay_epochs=0, diversity=0.0)
+    flags = TrainConfig(epochs=3, augment="none", eval_every=7, lr_decay_epochs=0, diversity=0.0, lr_d=1e-3)
     model, given, _ = recipe(ModelConfig(), flags, n_train=900, steps_per_epoch=14, given={"d_minibatch_std"})
     assert (given.steps, given.eval_every, given.augment, given.lr_decay_epochs, given.diversity) == (42, 7, "none", 0, 0)
+    assert (given.lr_g, given.lr_d) == (SMALL_DATA_LR, 1e-3)
     assert not model.d_minibatch_std and not recipe(ModelConfig(), TrainConfig(), 900, 14, None)[0].d_minibatch_std
 
 

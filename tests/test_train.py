@@ -10,7 +10,7 @@ import torch
 from conftest import TINY_MODEL, TINY_TRAIN, flags, free_port
 
 from inkdigits import cli, datasets, load_generator
-from inkdigits.config import ModelConfig, TrainConfig
+from inkdigits.config import LR, SMALL_DATA_LR, ModelConfig, TrainConfig
 from inkdigits.errors import InkdigitsError
 from inkdigits.gan import ConditionalGAN
 from inkdigits.models import Discriminator, Generator
@@ -116,7 +116,7 @@ def test_train_end_to_end_then_resume_and_sample(data_dir, tmp_path):
 
 
 @pytest.mark.parametrize("flag, value, message", [
-    ("--lr", "0.001", "--lr-g 0.001 differs from the checkpoint's lr_g=0.0002"),
+    ("--lr", "0.001", f"--lr-g 0.001 differs from the checkpoint's lr_g={SMALL_DATA_LR}"),  # 256 images: a small set
     ("--batch-size", "64", "--batch-size 64 differs from the checkpoint's batch_size=32"),
     ("--loss", "bce", "--loss bce differs from the checkpoint's loss=hinge"),
     ("--g-width", "16", "--g-width 16 differs from the checkpoint's g_width=8"),
@@ -292,9 +292,9 @@ def test_gan_options_r1_augment_and_lr_scale_train():
         losses = gan.train_step(x, y)
     assert all(torch.isfinite(v) for v in losses.values())
     gan.set_lr_scale(0.25)
-    assert gan.opt_g.param_groups[0]["lr"] == pytest.approx(0.25 * TrainConfig().lr_g)
+    assert gan.opt_g.param_groups[0]["lr"] == pytest.approx(0.25 * LR)
 
 
 def test_lr_decay_reaches_zero_at_the_end(data_dir, tmp_path):
     result = train(tmp_path / "run", tiny(epochs=2, lr_decay_epochs=1), device="cpu", quiet=True)
-    assert result.gan.opt_g.param_groups[0]["lr"] == pytest.approx(TrainConfig().lr_g / 4)  # before the last of 4 steps
+    assert result.gan.opt_g.param_groups[0]["lr"] == pytest.approx(result.gan.lr_g / 4)  # before the last of 4 steps

@@ -22,6 +22,8 @@ MIN_STEPS = 3_000  # a small set needs this many updates however few its images 
 MIN_EVAL_EVERY = 250  # steps: scoring every epoch of a small set cost half of its training time
 SMALL_DATA = 20_000  # training images below which the small-set recipe applies (RESULTS section 11)
 SMALL_DATA_DECAY = 1 / 3  # share of a small set's run over which the learning rates fall to 0
+LR = 2e-4  # both networks' Adam learning rate on a large set (RESULTS section 2)
+SMALL_DATA_LR = 8e-4  # a small set's: its few thousand steps learn more at a higher rate (RESULTS section 11)
 SMALL_DATA_DIVERSITY = 0.2  # mode-seeking weight on a small set: shapes drew one image a class without (RESULTS 11)
 METRICS_PER_CLASS = 1000  # samples (and real images) per class behind a metrics file (inkdigits evaluate)
 
@@ -69,8 +71,10 @@ class TrainConfig:
     eval_every: int | None = option(None, "steps between validation scores, samples and checkpoints (default: one "
                                     f"epoch, at least {MIN_EVAL_EVERY})", 1, 10**9)
     batch_size: int = option(64, "global batch (split over DDP processes)", 1, 65_536)
-    lr_g: float = option(2e-4, "generator learning rate", positive=True)
-    lr_d: float = option(2e-4, "discriminator learning rate", positive=True)
+    lr_g: float | None = option(None, f"generator learning rate (default: {LR:g}; {SMALL_DATA_LR:g} on a small set)",
+                                positive=True)
+    lr_d: float | None = option(None, f"discriminator learning rate (default: {LR:g}; {SMALL_DATA_LR:g} on a small "
+                                "set)", positive=True)
     beta1: float = option(0.0, "Adam beta1 of both networks", 0.0, 0.9999)
     beta2: float = option(0.999, "Adam beta2 of both networks", 0.0, 0.9999)
     loss: str = option("hinge", "GAN loss", choices=("hinge", "bce"))
@@ -163,10 +167,13 @@ def recipe(model: ModelConfig, cfg: TrainConfig, n_train: int, steps_per_epoch: 
     if decay is None:  # a small set's learning rates fall to 0 over the last third: its GAN oscillates
         decay = max(1, round(steps * SMALL_DATA_DECAY / steps_per_epoch)) if small else 0
     diversity = cfg.diversity if cfg.diversity is not None else SMALL_DATA_DIVERSITY if small else 0.0
+    lr = SMALL_DATA_LR if small else LR
+    lr_g, lr_d = cfg.lr_g or lr, cfg.lr_d or lr
     if small and given is not None:
         model = replace(model, **{k: v for k, v in SMALL_DATA_MODEL.items() if k not in given})
     size = f"a small set, fewer than {SMALL_DATA:,}" if small else f"not fewer than {SMALL_DATA:,}"
-    extras = [f"augmentation {augment}"] + (["minibatch std in D"] if model.d_minibatch_std else [])
+    extras = [f"learning rates {lr_g:g} (G) and {lr_d:g} (D)" if lr_g != lr_d else f"learning rate {lr_g:g}",
+              f"augmentation {augment}"] + (["minibatch std in D"] if model.d_minibatch_std else [])
     if diversity:
         extras.append(f"mode-seeking term {diversity:g}")
     if cfg.guidance:
@@ -178,7 +185,7 @@ def recipe(model: ModelConfig, cfg: TrainConfig, n_train: int, steps_per_epoch: 
     line = (f"recipe for {n_train:,} training images ({size}): {steps:,} steps of {cfg.batch_size} "
             f"({steps / steps_per_epoch:.1f} epochs; {length}), scored every {eval_every:,} steps; " + ", ".join(extras))
     return model, replace(cfg, steps=steps, eval_every=eval_every, augment=augment, lr_decay_epochs=decay,
-                               diversity=diversity), line
+                          diversity=diversity, lr_g=lr_g, lr_d=lr_d), line
 
 
 def from_dict(cls, data: dict, what: str):

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .augment import AdaptiveAugment, augment
-from .config import ModelConfig, TrainConfig
+from .config import LR, ModelConfig, TrainConfig
 from .models import Discriminator, Generator, to_uint8, to_unit
 
 
@@ -59,8 +59,9 @@ class ConditionalGAN:
             self.D = Discriminator(model).to(self.device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         betas = (config.beta1, config.beta2)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=betas)
+        self.lr_g, self.lr_d = config.lr_g or LR, config.lr_d or LR  # unset outside a run (config.recipe() sets them)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=self.lr_g, betas=betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=self.lr_d, betas=betas)
         self.rank = rank  # DDP: each process draws its own noise
         self.noise = torch.Generator().manual_seed(self.noise_seed(epoch=0))
         self.step = 0  # optimiser steps taken; the EMA schedule is keyed on it
@@ -170,7 +171,7 @@ class ConditionalGAN:
 
     def set_lr_scale(self, scale: float) -> None:
         """Scale both learning rates (the training loop's decay schedule); 1.0 restores the configured ones."""
-        for opt, lr in ((self.opt_g, self.config.lr_g), (self.opt_d, self.config.lr_d)):
+        for opt, lr in ((self.opt_g, self.lr_g), (self.opt_d, self.lr_d)):
             for group in opt.param_groups:
                 group["lr"] = lr * scale
 
