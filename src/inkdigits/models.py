@@ -103,7 +103,10 @@ def group_std(h: torch.Tensor, group: int = MBSTD_GROUP) -> torch.Tensor:
     the batch is a multiple of 8, 2 where of 4, else 1), so no group mixes real and fake images."""
     n, _, height, width = h.shape
     g = group if n % (2 * group) == 0 else 2 if n % 4 == 0 else 1
-    std = h.float().reshape(n // g, g, -1).var(dim=1, unbiased=False).add(1e-8).sqrt().mean(dim=1)  # (n // g,)
+    groups = h.float().reshape(n // g, g, -1)
+    # the variance by hand: torch.var over a middle dimension has a CPU backward 10x slower (70 ms a step here)
+    variance = (groups - groups.mean(dim=1, keepdim=True)).square().mean(dim=1)
+    std = variance.add(1e-8).sqrt().mean(dim=1)  # (n // g,)
     return std.repeat_interleave(g).view(n, 1, 1, 1).expand(n, 1, height, width).to(h.dtype)
 
 
