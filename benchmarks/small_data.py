@@ -40,15 +40,16 @@ SHAPES = ["circle", "cross", "square", "triangle"]
 SETS = ("mnist100", "mnist500", "shapes")
 
 
-def mnist_subset(mnist, per_class: int, path: Path, seed: int = 0) -> Path:
-    """``per_class`` images of every digit from MNIST train, shuffled, with MNIST test as the test split."""
+def mnist_subset(mnist, per_class: int, path: Path, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Write ``per_class`` images of every digit from MNIST train, shuffled, with MNIST test as the test split, to
+    ``path``; return the training images and labels written."""
     rng = np.random.default_rng(seed)
     y = mnist.y_train.numpy()
     idx = np.concatenate([rng.choice(np.flatnonzero(y == d), per_class, replace=False) for d in range(10)])
     idx = rng.permutation(idx)
-    np.savez(path, x_train=mnist.x_train.numpy()[idx], y_train=y[idx], x_test=mnist.x_test.numpy(),
-             y_test=mnist.y_test.numpy())  # fmt: skip
-    return path
+    x, y = mnist.x_train.numpy()[idx], y[idx]
+    np.savez(path, x_train=x, y_train=y, x_test=mnist.x_test.numpy(), y_test=mnist.y_test.numpy())
+    return x, y
 
 
 def shapes_arrays(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -57,13 +58,12 @@ def shapes_arrays(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return x, np.repeat(np.arange(len(SHAPES)), per_class)
 
 
-def shapes_folders(root: Path, per_class: int, seed: int = 0) -> Path:
-    x, y = shapes_arrays(per_class, seed)
+def shapes_folders(root: Path, x: np.ndarray, y: np.ndarray) -> None:
+    """The shapes as a user brings them: a folder of PNGs per class."""
     for k, name in enumerate(SHAPES):
         (root / name).mkdir(parents=True)
         for i, img in enumerate(x[y == k]):
             Image.fromarray(img).save(root / name / f"{i:05d}.png")
-    return root
 
 
 def shapes_judge(per_class: int):
@@ -120,15 +120,14 @@ def main():
         if name.startswith("mnist"):
             mnist = mnist or datasets.load_mnist()
             per_class = 10 if args.dry_run else int(name[5:])
-            source = mnist_subset(mnist, per_class, work / f"{name}.npz")
-            with np.load(source) as npz:
-                own = npz["x_train"], npz["y_train"]
+            source = work / f"{name}.npz"
+            own = mnist_subset(mnist, per_class, source)
             real, judge = mnist, clf.load_classifier()
             n_images = 10 * per_class
         else:
             per_class = 20 if args.dry_run else 800
-            source = shapes_folders(work / name, per_class)
-            own = shapes_arrays(per_class, seed=0)  # what shapes_folders wrote
+            source, own = work / name, shapes_arrays(per_class, seed=0)
+            shapes_folders(source, *own)
             real, judge = shapes_judge(50 if args.dry_run else 1000)
             n_images = len(SHAPES) * per_class
             per_class_eval = 20 if args.dry_run else 500
