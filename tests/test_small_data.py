@@ -259,3 +259,35 @@ def test_class_guidance_without_a_classifier_is_one_line_and_makes_no_run_folder
                      *flags(RUN)]) == 2  # fmt: skip
     assert "--guidance 0.3 needs a reference classifier" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_warp_moves_the_ink_of_the_chosen_images_only_keeps_the_paper_and_is_seeded():
+    x = upright(64)
+    out = augment.warp(x, 0.5, torch.Generator().manual_seed(0))
+    moved = (out - x).abs().flatten(1).amax(1) > 1e-4
+    assert 16 < moved.sum() < 48  # about half the images, the others exactly as they were
+    assert out.min() >= -1 and out.max() <= 1
+    assert torch.equal(out[:, :, :2], x[:, :, :2])  # the margin stays blank paper
+    ink = (out + 1).flatten(1).sum(1) / (x + 1).flatten(1).sum(1)
+    assert ((ink > 0.75) & (ink < 1.3)).all()  # rotated, scaled and slanted, not erased
+    assert torch.equal(augment.warp(x, 0.5, torch.Generator().manual_seed(0)), out)
+    assert augment.warp(x, 0.0, torch.Generator()) is x
+
+
+def test_warp_reaches_the_real_images_and_not_the_fakes(monkeypatch):
+    gan = ConditionalGAN(ModelConfig(**TINY_MODEL), TrainConfig(augment="none", warp=1.0))
+    seen = []
+    original = gan.D.forward
+    monkeypatch.setattr(gan.D, "forward", lambda x, y: seen.append(x.detach().clone()) or original(x, y))
+    monkeypatch.setattr(gan.G, "forward", lambda z, y: upright(len(z)).requires_grad_(True))
+    gan.train_step(((upright(32)[:, 0] + 1) * 127.5).round().to(torch.uint8), torch.arange(32) % 10)
+    real, fake = seen[0][:32], seen[0][32:]
+    assert torch.equal(fake, upright(32)) and torch.equal(seen[1], upright(32))
+    assert ((real - upright(32)).abs().flatten(1).amax(1) > 0.01).float().mean() > 0.9
+
+
+def upright(n: int) -> torch.Tensor:
+    """``n`` images of one upright stroke on blank paper."""
+    x = torch.full((n, 1, 28, 28), -1.0)
+    x[:, :, 6:22, 12:16] = 1.0
+    return x

@@ -19,6 +19,9 @@ SHIFT = 2  # px; +-4 (DiffAugment's 1/8 of the size) broke the flattened D head'
 CUTOUT = 0.25  # side of the blanked square, as a share of the image side
 BRIGHTNESS = 0.25  # +- in model units ([-1, 1])
 CONTRAST = 0.25  # scale about the image mean in [1 - c, 1 + c]
+WARP_ROTATION = 10.0  # degrees, +-: a real image's own slant varies about this much (--warp)
+WARP_SCALE = 0.1  # +- share of the size
+WARP_SHEAR = 0.2  # +- horizontal slant, px per px
 ADA_INTERVAL = 4  # steps between adjustments
 ADA_IMAGES = 100_000  # images seen for p to go from 0 to 1 at the fastest (the paper's 500k is for longer runs)
 
@@ -54,6 +57,32 @@ def augment(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
     inside = (r >= corner[0]) & (r < corner[0] + size) & (c >= corner[1]) & (c < corner[1] + size)
     cut = inside.unsqueeze(1) & (chosen() > 0).to(dev)
     return torch.where(cut, torch.full_like(x, -1.0), x)
+
+
+def warp(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+    """A small random rotation, scale and slant of each image with probability p (bilinear; blank paper shifted in).
+
+    Unlike :func:`augment` this is for the *training images* only: G learns the warped images too, which is the
+    point on a small set, whose few hundred hands per class show less of the variety of handwriting than the
+    transforms add (``--warp``)."""
+    if p <= 0:
+        return x
+    n = len(x)
+
+    def uniform(half_width: float) -> torch.Tensor:
+        return (torch.rand(n, generator=gen) * 2 - 1) * half_width
+
+    chosen = (torch.rand(n, generator=gen) < p).float()
+    angle = torch.deg2rad(uniform(WARP_ROTATION)) * chosen
+    scale = 1 + uniform(WARP_SCALE) * chosen
+    shear = uniform(WARP_SHEAR) * chosen
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    # output -> input coordinates: rotate and scale, then slant along x
+    theta = torch.stack([torch.stack([cos, -sin + shear * cos, torch.zeros(n)], 1),
+                         torch.stack([sin, cos + shear * sin, torch.zeros(n)], 1)], 1).to(x)  # fmt: skip
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    paper = x.new_tensor(-1.0)  # grid_sample fills outside with 0: sample the ink above the paper
+    return F.grid_sample(x - paper, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + paper
 
 
 class AdaptiveAugment:

@@ -82,6 +82,8 @@ class TrainConfig:
                           f"auto (ada below {SMALL_DATA:,} training images)", choices=("auto", "ada", "none"))
     ada_target: float = option(0.6, "ADA raises the augmentation probability while E[sign(D(real))] is above this",
                                -1.0, 1.0)
+    warp: float = option(0.0, "share of training images given a small random rotation, scale and slant each time "
+                         "D sees them; unlike --augment, G learns these (0: off)", 0.0, 1.0)
     diversity: float | None = option(None, "weight of the mode-seeking term (Mao et al. 2019): G is paid for drawing "
                                      "two noises of one class apart (0: off; default: the recipe's)", 0.0, 100.0)
     guidance: float = option(0.0, "weight of the run's reference classifier's cross-entropy on G's images in G's "
@@ -176,6 +178,8 @@ def recipe(model: ModelConfig, cfg: TrainConfig, n_train: int, steps_per_epoch: 
               f"augmentation {augment}"] + (["minibatch std in D"] if model.d_minibatch_std else [])
     if diversity:
         extras.append(f"mode-seeking term {diversity:g}")
+    if cfg.warp:
+        extras.append(f"{cfg.warp:.0%} of training images warped")
     if cfg.guidance:
         extras.append(f"class guidance {cfg.guidance:g}")
     if cfg.consistency:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .augment import AdaptiveAugment, augment
+from .augment import AdaptiveAugment, augment, warp
 from .config import LR, ModelConfig, TrainConfig
 from .models import Discriminator, Generator, to_uint8, to_unit
 
@@ -111,7 +111,7 @@ class ConditionalGAN:
 
     def update(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         n, kind = len(images), self.config.loss
-        x = to_unit(images).to(self.device, non_blocking=True)
+        x = warp(to_unit(images).to(self.device, non_blocking=True), self.config.warp, self.noise)
         y_real = labels.to(self.device, non_blocking=True)
         z = torch.randn(n, self.model_config.latent_dim, generator=self.noise).to(self.device)
         y_fake = torch.randint(0, self.model_config.num_classes, (n,), generator=self.noise).to(self.device)
