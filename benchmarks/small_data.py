@@ -17,6 +17,7 @@ the same way: what a generator that memorised the set would score. Prints one Ma
 import argparse
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -94,6 +95,8 @@ def train_run(source: Path, out: Path, threads: int, sets: list[str], minutes: f
 
 
 def main():
+    # `kill` of this script must not leave its training run behind: as an exception, subprocess.run kills it
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, of {', '.join(SETS)}")
     p.add_argument("--set", action="append", default=[], help="a train flag as KEY=VALUE (augment=none, steps=6000)")
