@@ -11,7 +11,10 @@ in a subprocess (the default recipe: its own reference classifier for non-MNIST 
 The exported generator is judged by a classifier trained separately from the run (the shipped MNIST one; for
 shapes, one trained on 4 x 1000 other drawings) against held-out real images (the MNIST test set; 4 x 500 other
 drawings): class accuracy, FID / real, precision and recall. Under each set, its own images (each once) judged
-the same way: what a generator that memorised the set would score. Prints one Markdown table.
+the same way: what a generator that memorised the set would score. FID, precision and recall depend on how many
+images are judged (fewer points: wider k-NN balls, a higher FID), so the generator is judged once more on as many
+samples a class as the set has images, and both of those rows take FID / real from real images of that count.
+Prints one Markdown table.
 """
 
 import argparse
@@ -143,8 +146,17 @@ def main():
         info = json.loads((run / "generator.json").read_text())
         worst = min(s["class_acc_per_digit"])
         rows.append((name, n_images, seconds / 60, info["step"], s, r, worst, recipe))
-        # The ceiling: the set's own images, each once, judged the same way (a generator that memorised them)
-        d = ev.run_evaluation(*own, real, judge, per_class_ref=per_class_eval, log=lambda m: None)["samples"]
+        # The ceiling: the set's own images, each once, judged the same way (a generator that memorised them).
+        # Precision and recall depend on the count (fewer points, wider k-NN balls), so the generator is also
+        # judged on as many samples per class as the set has images.
+        own_per_class = n_images // g.num_classes
+        if own_per_class != per_class_eval:
+            labels = np.repeat(np.arange(g.num_classes), own_per_class)
+            e = ev.run_evaluation(g.generate(labels, seed=0), labels, real, judge, per_class_ref=own_per_class,
+                                  log=lambda m: None)["samples"]  # fmt: skip
+            rows.append((f"{name}: {own_per_class} samples a class, as many as its images", n_images, 0.0, 0, e, r,
+                         min(e["class_acc_per_digit"]), None))  # fmt: skip
+        d = ev.run_evaluation(*own, real, judge, per_class_ref=own_per_class, log=lambda m: None)["samples"]
         rows.append((f"{name}: its own images", n_images, 0.0, 0, d, r, min(d["class_acc_per_digit"]), None))
         if not args.keep:
             shutil.rmtree(run, ignore_errors=True)
