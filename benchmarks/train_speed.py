@@ -118,5 +118,6 @@ def main():
               f"{r['g'] / 1e6:.2f} M | {r['d'] / 1e6:.2f} M | {r['batch']} | {r['ms']:.1f} | {r['batch'] / dt:.0f} | "
               f"{55000 / (r['batch'] / dt):.0f} |")
 
+
 if __name__ == "__main__":
     main()
