@@ -10,7 +10,8 @@ layouts:
 Every test digit comes from a different writer (a random MNIST test image per digit).
 
 Training sets: inkdigits numbers with one hand per number (PLAIN, the old export), a hand per digit (PLAIN), the
-export's defaults (VARIED layout, mixed hands), real MNIST *train* digits in inkdigits' layout, and the mixing
+export's defaults (mixed layout, mixed hands), real MNIST *train* digits in inkdigits' layout (PLAIN, and the
+export's default layout: only the digit images differ from the defaults row), and the mixing
 question: 1,000 real-digit numbers alone, and the same 1,000 plus 10,000 inkdigits numbers. Reports sequence
 accuracy (the whole number right) and character error rate per test layout.
 
@@ -27,8 +28,8 @@ from PIL import Image
 from torch import nn
 
 from inkdigits import datasets, load_generator
-from inkdigits.compose import INK, compose
-from inkdigits.numbers import HANDS, LAYOUT_CHOICES, item_seed, number_jobs, texts
+from inkdigits.compose import INK, LAYOUTS, compose
+from inkdigits.numbers import HANDS, LAYOUT_CHOICES, item_layouts, item_seed, number_jobs, texts
 
 HEIGHT, WIDTH = 32, 160  # a fixed canvas, as OCR pipelines use
 LENGTH = (4, 8)
@@ -47,11 +48,13 @@ def real_glyphs(x: np.ndarray, y: np.ndarray, text: str, rng: np.random.Generato
     return [x[rng.choice(np.flatnonzero(y == int(ch)))] for ch in text]
 
 
-def in_inkdigits_layout(x, y, n: int, seed: int):
-    """Real digits laid out by inkdigits' composer (PLAIN)."""
+def in_inkdigits_layout(x, y, n: int, seed: int, layout: str = "plain"):
+    """Real digits laid out by inkdigits' composer: PLAIN, or any of the export's ``--layout`` choices (each
+    number in the layout the export would give it)."""
     labels, rng = texts(n, seed, LENGTH), np.random.default_rng([seed, 2])
+    layouts = item_layouts(layout, seed, n)
     images = [compose(real_glyphs(x, y, t, rng), t, np.random.default_rng(item_seed(seed, i)), height=HEIGHT,
-                      width=WIDTH)[0] for i, t in enumerate(labels)]  # fmt: skip
+                      width=WIDTH, layout=LAYOUTS[layouts[i]])[0] for i, t in enumerate(labels)]  # fmt: skip
     return np.stack(images), labels
 
 
@@ -190,6 +193,7 @@ ROWS = {
                f"{HANDS[0]} hands)",
     "mixed-per-digit": f"inkdigits, {LAYOUT_CHOICES[0]} layout, a hand per digit",
     "real": "real MNIST train digits in inkdigits' layout",
+    "real-default": f"real MNIST train digits in the export's default layout ({LAYOUT_CHOICES[0]})",
     "real1k": "1,000 real-digit numbers alone",
     "mixed": "the same 1,000 + 10,000 inkdigits numbers (defaults)",
 }
@@ -213,6 +217,8 @@ def training_set(row: str, g, mnist, n: int, seed: int = 0):
         return written(g, n, seed=1 + s, layout=layout, hands=hands)
     if row == "real":
         return in_inkdigits_layout(x, y, n, seed=1 + s)
+    if row == "real-default":  # the default row's layouts with real digits: only the digit images differ
+        return in_inkdigits_layout(x, y, n, seed=1 + s, layout=LAYOUT_CHOICES[0])
     few = in_inkdigits_layout(x, y, max(1, n // 10), seed=3 + s)
     if row == "real1k":
         return few
