@@ -14,7 +14,8 @@ drawings): class accuracy, FID / real, precision and recall. Under each set, its
 the same way: what a generator that memorised the set would score. FID, precision and recall depend on how many
 images are judged (fewer points: wider k-NN balls, a higher FID), so the generator is judged once more on as many
 samples a class as the set has images, and both of those rows take FID / real from real images of that count.
-Prints one Markdown table.
+Last, the own images warped (rotation, scale, slant) into as many samples a class as the generator is judged on:
+what a generator that memorised its set and jittered it would score. Prints one Markdown table.
 """
 
 import argparse
@@ -37,11 +38,14 @@ from own_data import draw  # noqa: E402
 from inkdigits import classifier as clf  # noqa: E402
 from inkdigits import datasets, load_generator  # noqa: E402
 from inkdigits import evaluate as ev  # noqa: E402
+from inkdigits.augment import warp  # noqa: E402
 from inkdigits.config import ClassifierConfig, ClassifierTrainConfig  # noqa: E402
 from inkdigits.datasets import Dataset  # noqa: E402
+from inkdigits.models import to_uint8, to_unit  # noqa: E402
 
 SHAPES = ["circle", "cross", "square", "triangle"]
 SETS = ("mnist100", "mnist500", "shapes")
+WARPED_OWN = (1.0, 2.0, 3.0)  # strengths of the jittered-copies rows (times --warp's bounds)
 
 
 def mnist_subset(mnist, per_class: int, path: Path, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -101,6 +105,14 @@ def samples(g, per_class: int) -> tuple[np.ndarray, np.ndarray]:
     """``per_class`` samples of every class from generator ``g`` (seed 0), and their labels."""
     labels = np.repeat(np.arange(g.num_classes), per_class)
     return g.generate(labels, seed=0), labels
+
+
+def warped_copies(x: np.ndarray, y: np.ndarray, per_class: int, strength: float) -> tuple[np.ndarray, np.ndarray]:
+    """``per_class`` images of every class made from the set's own by --warp's transform at ``strength`` times its
+    bounds (each image used in turn): a generator that memorised its set and jitters it."""
+    idx = np.concatenate([np.resize(np.flatnonzero(y == c), per_class) for c in np.unique(y)])
+    images = to_unit(torch.from_numpy(x[idx]))
+    return to_uint8(warp(images, 1.0, torch.Generator().manual_seed(0), strength)).numpy(), y[idx]
 
 
 def train_run(source: Path, out: Path, threads: int, sets: list[str], minutes: float | None) -> tuple[float, str]:
@@ -174,6 +186,11 @@ def main():
             rows.append((f"{name}: {own_per_class} samples a class, as many as its images", n_images, 0.0, 0,
                          judged(*samples(g, own_per_class), own_per_class), None))  # fmt: skip
         rows.append((f"{name}: its own images", n_images, 0.0, 0, judged(*own, own_per_class), None))
+        # Copies that jitter: the own images warped into as many samples as the generator is judged on.
+        for strength in WARPED_OWN:
+            copies = warped_copies(*own, per_class_eval, strength)
+            rows.append((f"{name}: its own images warped ({strength:g}x --warp's bounds), {per_class_eval} a class",
+                         n_images, 0.0, 0, judged(*copies, per_class_eval), None))  # fmt: skip
         if not args.keep:
             shutil.rmtree(run, ignore_errors=True)
     flags = " ".join(f"--{x.split('=')[0].replace('_', '-')} {x.split('=', 1)[1]}" for x in args.set) or "(defaults)"

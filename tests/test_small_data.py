@@ -274,6 +274,13 @@ def test_warp_moves_the_ink_of_the_chosen_images_only_keeps_the_paper_and_is_see
     assert augment.warp(x, 0.0, torch.Generator()) is x
 
 
+def test_warp_strength_scales_the_transform():
+    x = upright(32)
+    moved = {s: (augment.warp(x, 1.0, torch.Generator().manual_seed(0), s) - x).abs().mean() for s in (0.0, 1.0, 3.0)}
+    assert moved[0.0] < 1e-5  # no rotation, scale or slant: the images as they were
+    assert 0 < moved[1.0] < moved[3.0]
+
+
 def test_warp_reaches_the_real_images_and_not_the_fakes(monkeypatch):
     gan = ConditionalGAN(ModelConfig(**TINY_MODEL), TrainConfig(augment="none", warp=1.0))
     seen = []

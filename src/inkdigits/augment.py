@@ -59,8 +59,9 @@ def augment(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
     return torch.where(cut, torch.full_like(x, -1.0), x)
 
 
-def warp(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
-    """A small random rotation, scale and slant of each image with probability p (bilinear; blank paper shifted in).
+def warp(x: torch.Tensor, p: float, gen: torch.Generator, strength: float = 1.0) -> torch.Tensor:
+    """A small random rotation, scale and slant of each image with probability p (bilinear; blank paper shifted in);
+    ``strength`` multiplies the three bounds.
 
     Unlike :func:`augment` this is for the *training images* only: G learns the warped images too, which is the
     point on a small set, whose few hundred hands per class show less of the variety of handwriting than the
@@ -73,9 +74,9 @@ def warp(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
         return (torch.rand(n, generator=gen) * 2 - 1) * half_width
 
     chosen = (torch.rand(n, generator=gen) < p).float()
-    angle = torch.deg2rad(uniform(WARP_ROTATION)) * chosen
-    scale = 1 + uniform(WARP_SCALE) * chosen
-    shear = uniform(WARP_SHEAR) * chosen
+    angle = torch.deg2rad(uniform(WARP_ROTATION * strength)) * chosen
+    scale = 1 + uniform(WARP_SCALE * strength) * chosen
+    shear = uniform(WARP_SHEAR * strength) * chosen
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     # output -> input coordinates: rotate and scale, then slant along x
     theta = torch.stack([torch.stack([cos, -sin + shear * cos, torch.zeros(n)], 1),
