@@ -115,7 +115,7 @@ def test_classifier_and_evaluate_for_your_own_data(tmp_path, capsys):
                      "--threads", "1"]) == 0  # fmt: skip
     assert "test accuracy" in capsys.readouterr().out
     out = tmp_path / "run"
-    assert train_on(source, out, "--eval-per-class", "5", "--classifier", str(clf)) == 0
+    assert train_on(source, out, "--eval-per-class", "5", "--classifier", str(clf), "--select", "best") == 0
     record = json.loads((out / "metrics.jsonl").read_text())
     assert record["fid"] is not None and record["selected_by"] == "best validation FID"
     capsys.readouterr()

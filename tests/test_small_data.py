@@ -46,23 +46,26 @@ def test_recipe_gives_small_sets_steps_a_higher_lr_ada_minibatch_std_and_decay_a
     assert small.diversity == SMALL_DATA_DIVERSITY > 0 and small.lr_g == small.lr_d == SMALL_DATA_LR > LR
     assert line.startswith("recipe for 900 training images (a small set, fewer than 20,000): 3,000 steps of 64")
     assert (f"learning rate {SMALL_DATA_LR:g}, augmentation ada, minibatch std in D, mode-seeking term {SMALL_DATA_DIVERSITY:g}, learning rates "
-            "decayed to 0 over the last 994 steps") in line  # fmt: skip
+            "decayed to 0 over the last 994 steps, the last evaluation exported") in line  # fmt: skip
+    assert small.select == "last"
     model, full, line = recipe(ModelConfig(), TrainConfig(), n_train=55_000, steps_per_epoch=859)
     assert (full.steps, full.eval_every, full.augment, full.lr_decay_epochs) == (35 * 859, 859, "none", 0)
-    assert full.diversity == 0 and full.lr_g == full.lr_d == LR
+    assert full.diversity == 0 and full.lr_g == full.lr_d == LR and full.select == "best"
     assert model == ModelConfig() and line.endswith(f"scored every 859 steps; learning rate {LR:g}, augmentation none")
     assert f"not fewer than {SMALL_DATA:,}" in line
     # what flags set is kept, and a resumed run's model is the checkpoint's
-    flags = TrainConfig(epochs=3, augment="none", eval_every=7, lr_decay_epochs=0, diversity=0.0, lr_d=1e-3)
+    flags = TrainConfig(epochs=3, augment="none", eval_every=7, lr_decay_epochs=0, diversity=0.0, lr_d=1e-3,
+                        select="best")  # fmt: skip
     model, given, _ = recipe(ModelConfig(), flags, n_train=900, steps_per_epoch=14, given={"d_minibatch_std"})
     assert (given.steps, given.eval_every, given.augment, given.lr_decay_epochs, given.diversity) == (42, 7, "none", 0, 0)
+    assert given.select == "best" and recipe(ModelConfig(), TrainConfig(select="last"), 55_000, 859)[1].select == "last"
     assert (given.lr_g, given.lr_d) == (SMALL_DATA_LR, 1e-3)
     assert not model.d_minibatch_std and not recipe(ModelConfig(), TrainConfig(), 900, 14, None)[0].d_minibatch_std
 
 
 def test_own_data_gets_its_own_classifier_used_for_selection_and_reused_on_resume(own_npz, tmp_path, capsys):
     out = tmp_path / "run"
-    history = train(out, RUN, data={"source": str(own_npz)}, device="cpu").history
+    history = train(out, {**RUN, "select": "best"}, data={"source": str(own_npz)}, device="cpu").history
     err = capsys.readouterr().err
     assert err.splitlines()[1].startswith("recipe for 296 training images")  # after the note on the test split
     assert "reference classifier: trained on the" in err and str(out / RUN_CLASSIFIER) in err
@@ -121,6 +124,17 @@ def test_a_class_too_small_for_a_classifier_is_one_line(tmp_path, capsys):
     assert err.splitlines()[-1].startswith("inkdigits: error: ") and "Traceback" not in err
 
 
+def test_a_small_set_exports_its_last_evaluation_and_says_so(own_npz, tmp_path, capsys):
+    out = tmp_path / "run"
+    history = train(out, RUN, data={"source": str(own_npz)}, device="cpu").history
+    assert "the last evaluation exported" in capsys.readouterr().err.splitlines()[1]
+    assert [r["step"] for r in history] == [4, 8] and all(r["fid"] >= 0 for r in history)  # still scored
+    exported = json.loads((out / "generator.json").read_text())
+    assert (exported["step"], exported["fid"], exported["selected_by"]) == (8, history[-1]["fid"],
+                                                                            "last evaluation (--select last)")
+    assert (out / "generator.safetensors").read_bytes() == (out / "generator_last.safetensors").read_bytes()
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "x"])
 def test_minutes_must_be_a_positive_number(tmp_path, capsys, value):
     with pytest.raises(SystemExit) as e:
@@ -135,8 +149,8 @@ def test_minutes_must_be_a_positive_number(tmp_path, capsys, value):
 def test_minutes_stops_in_time_exports_the_best_and_resume_goes_on(own_npz, tmp_path, capsys):
     out = tmp_path / "run"
     t0 = time.monotonic()
-    first = train(out, {**RUN, "steps": 1_000_000, "eval_every": 10}, data={"source": str(own_npz)}, device="cpu",
-                  minutes=0.1)  # fmt: skip
+    first = train(out, {**RUN, "steps": 1_000_000, "eval_every": 10, "select": "best"}, data={"source": str(own_npz)},
+                  device="cpu", minutes=0.1)  # fmt: skip
     took = time.monotonic() - t0
     assert first.gan.step < 1_000_000 and first.history[-1]["step"] == first.gan.step
     assert took < 6 + 30  # the budget, plus one evaluation and the process's own slack on a loaded machine

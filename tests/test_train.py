@@ -233,7 +233,7 @@ def test_per_epoch_scores_on_the_validation_split_pick_the_export(data_dir, tmp_
     model = clf.train_classifier(mnist.x_train[:200], mnist.y_train[:200], clf.ClassifierTrainConfig(epochs=1))
     clf.save_classifier(model, tmp_path / "clf.safetensors", {"test_accuracy": 0.0})
     out = tmp_path / "run"
-    history = train(out, tiny(eval_per_class=5, epochs=2), device="cpu", quiet=True,
+    history = train(out, tiny(eval_per_class=5, epochs=2, select="best"), device="cpu", quiet=True,
                     classifier=tmp_path / "clf.safetensors").history
     assert all(0 <= r["class_acc"] <= 1 and r["fid"] >= 0 for r in history)
     assert history[0]["selected_by"] == "best validation FID"
