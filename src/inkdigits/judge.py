@@ -1,5 +1,5 @@
 """The run's judge: the reference classifier that scores the generator on the validation split at every
-evaluation and so picks the exported generator.
+evaluation, and so picks the exported generator where ``--select`` is best (a large set's default).
 
 MNIST runs use the shipped classifier. A run on its own data trains one on its training split first (seconds to
 a minute for a small set), saves it in the run folder and reuses it on ``--resume``. ``--classifier PATH``
