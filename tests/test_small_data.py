@@ -58,7 +58,8 @@ def test_recipe_gives_small_sets_steps_a_higher_lr_ada_minibatch_std_and_decay_a
                         select="best")  # fmt: skip
     model, given, _ = recipe(ModelConfig(), flags, n_train=900, steps_per_epoch=14, given={"d_minibatch_std"})
     assert (given.steps, given.eval_every, given.augment, given.lr_decay_epochs, given.diversity) == (42, 7, "none", 0, 0)
-    assert given.select == "best" and recipe(ModelConfig(), TrainConfig(select="last"), 55_000, 859)[1].select == "last"
+    assert given.select == "best"
+    assert recipe(ModelConfig(), TrainConfig(select="last"), n_train=55_000, steps_per_epoch=859)[1].select == "last"
     assert (given.lr_g, given.lr_d) == (SMALL_DATA_LR, 1e-3)
     assert not model.d_minibatch_std and not recipe(ModelConfig(), TrainConfig(), 900, 14, None)[0].d_minibatch_std
 

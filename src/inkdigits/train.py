@@ -150,7 +150,8 @@ def train(out: Path | str, overrides: dict | None = None, *, data: dict | None =
                     if cfg.select == "last" and record["fid"] is not None:
                         record["selected_by"] = "last evaluation (--select last)"
                     scored = [r["fid"] for r in history if r["fid"] is not None]
-                    best = record["fid"] is None or cfg.select == "last" or record["fid"] <= min(scored, default=math.inf)
+                    best = (record["fid"] is None or cfg.select == "last"
+                            or record["fid"] <= min(scored, default=math.inf))
                     history.append(record)
                     run.save_samples(gan.sample(grid_z, grid_y), gan.step, ncols=10)
                     run.plot(history)
