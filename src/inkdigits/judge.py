@@ -63,7 +63,8 @@ def make_judge(run_path: Path, cfg, model_cfg, spec, classes: list[str], classif
         z = torch.randn(n * k, gan.model_config.latent_dim, generator=torch.Generator().manual_seed(SCORE_SEED))
         labels = torch.arange(k).repeat_interleave(n)
         m = evaluator.metrics(gan.sample(z, labels), labels.numpy())
-        return {"fid": m["fid"], "class_acc": m["class_acc"], "selected_by": "best validation FID"}
+        chosen = "best validation FID" if cfg.select == "best" else f"last evaluation (--select {cfg.select})"
+        return {"fid": m["fid"], "class_acc": m["class_acc"], "selected_by": chosen}
 
     return score, model
 

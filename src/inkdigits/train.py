@@ -147,8 +147,6 @@ def train(out: Path | str, overrides: dict | None = None, *, data: dict | None =
             if procs.is_main:
                 with run.writing():  # a full disk: one line, the last checkpoint kept
                     record.update(judge(gan))
-                    if cfg.select == "last" and record["fid"] is not None:
-                        record["selected_by"] = "last evaluation (--select last)"
                     scored = [r["fid"] for r in history if r["fid"] is not None]
                     best = (record["fid"] is None or cfg.select == "last"
                             or record["fid"] <= min(scored, default=math.inf))
