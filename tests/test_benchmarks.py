@@ -27,3 +27,27 @@ def test_benchmark_dry_run(script, data_dir, tmp_path):
     else:  # the scripts that make files say which
         written = [line.split()[1] for line in out.stdout.splitlines() if line.startswith("wrote ")]
         assert written and all((tmp_path / w).exists() or Path(w).exists() for w in written), out.stdout
+
+
+def test_standing_stats_are_the_averaged_weights_own(tmp_path):
+    """quality.py --standing-stats: G's first BatchNorm ends with the mean and variance of its own input over the
+    batches it was shown, and the network is left in eval mode."""
+    import importlib.util
+
+    import torch
+
+    from inkdigits.config import ModelConfig
+    from inkdigits.models import Generator, lookup
+
+    spec = importlib.util.spec_from_file_location("quality", BENCHMARKS[0].parent / "quality.py")
+    quality = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(quality)
+    net = Generator(ModelConfig(g_width=4, latent_dim=8, embed_dim=4, num_classes=3, image_size=8))
+    quality.standing_stats(net, 1, num_classes=3, latent_dim=8, seed=5)
+    gen = torch.Generator().manual_seed(5)  # the same batch again
+    z, y = torch.randn(64, 8, generator=gen), torch.randint(0, 3, (64,), generator=gen)
+    with torch.no_grad():
+        h = net.fc(torch.cat([z, lookup(net.embed, y)], dim=1)).view(64, net.c7, net.base, net.base)
+    assert not net.training
+    torch.testing.assert_close(net.bn7.bn.running_mean, h.mean(dim=(0, 2, 3)))
+    torch.testing.assert_close(net.bn7.bn.running_var, h.var(dim=(0, 2, 3)))
