@@ -37,3 +37,26 @@ def test_format_1_and_format_2_sidecars_give_the_same_images(tmp_path, monkeypat
     digits = list(range(10)) * 2
     np.testing.assert_array_equal(load_generator(old).generate(digits, seed=0), load_generator().generate(digits, seed=0))
     np.testing.assert_array_equal(load_generator(old).morph(1, 7, seed=3), load_generator().morph(1, 7, seed=3))
+
+
+def test_a_deeper_generator_saves_and_loads_and_depth_0_keeps_the_old_names(tmp_path):
+    import torch
+
+    from inkdigits.config import ModelConfig
+    from inkdigits.models import Generator
+    from inkdigits.weights import save_weights, sidecar
+
+    config = ModelConfig(g_width=8, latent_dim=16, g_depth=2)
+    torch.manual_seed(0)
+    net = Generator(config).eval()
+    names = set(net.state_dict())
+    assert {"refine14.1.conv.weight", "refine28.1.bn.gain.weight"} <= names
+    assert not {n for n in Generator(ModelConfig(g_width=8, latent_dim=16)).state_dict() if "refine" in n}
+    path = tmp_path / "deep.safetensors"
+    save_weights(net, path, sidecar("Generator", vars(config), epoch=0))
+    g = load_generator(path)
+    assert g.config.g_depth == 2
+    z = torch.randn(4, 16)
+    with torch.no_grad():
+        expected = net(z, torch.arange(4)).add(1).mul(127.5).round().squeeze(1).to(torch.uint8).numpy()
+    np.testing.assert_array_equal(g.generate([0, 1, 2, 3], styles=z.numpy()), expected)

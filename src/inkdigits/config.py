@@ -48,6 +48,8 @@ class ModelConfig:
 
     latent_dim: int = option(64, "size of the style (noise) vector", 1, 4096)
     g_width: int = option(48, "generator channels at full size (x2, x4 at the smaller stages)", 1, 1024)
+    g_depth: int = option(0, "3x3 conv layers (with class-conditional BatchNorm) after each of G's two upsamplings",
+                          0, 8)
     d_width: int = option(48, "discriminator channels at half size (x2, x4 deeper)", 1, 1024)
     embed_dim: int = option(16, "size of the label embedding concatenated to z", 1, 1024)
     d_minibatch_std: bool = option(False, "discriminator sees each group of 4 images' feature spread (ProGAN's "

@@ -41,11 +41,24 @@ class ConditionalBatchNorm2d(nn.Module):
         return self.bn(x) * lookup(self.gain, y)[:, :, None, None] + lookup(self.bias, y)[:, :, None, None]
 
 
+class ConvBlock(nn.Module):
+    """3x3 conv, class-conditional BatchNorm, ReLU, at constant size and width: G's optional extra depth."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
+        self.bn = ConditionalBatchNorm2d(channels, num_classes)
+
+    def forward(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(h), y))
+
+
 class Generator(nn.Module):
     """z + class -> S/4 -> S/2 -> S (S = image_size; 7 -> 14 -> 28 for MNIST) -> 3x3 conv to one channel.
     The last 3x3 conv (rather than a stride-2 transposed conv straight to pixels) smooths the checkerboard
-    that stride-2 upsampling leaves; measured in benchmarks/RESULTS.md. Layer names keep MNIST's sizes
-    (bn7, up14, ...) so that weights files stay compatible."""
+    that stride-2 upsampling leaves; measured in benchmarks/RESULTS.md. ``g_depth`` adds that many ConvBlocks
+    after each upsampling. Layer names keep MNIST's sizes (bn7, up14, ...) so that weights files stay
+    compatible."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -59,6 +72,8 @@ class Generator(nn.Module):
         self.bn14 = ConditionalBatchNorm2d(c14, k)
         self.up28 = nn.ConvTranspose2d(c14, c28, 4, 2, 1, bias=False)
         self.bn28 = ConditionalBatchNorm2d(c28, k)
+        self.refine14 = nn.ModuleList(ConvBlock(c14, k) for _ in range(config.g_depth))  # empty: no weights
+        self.refine28 = nn.ModuleList(ConvBlock(c28, k) for _ in range(config.g_depth))
         self.to_pixels = nn.Conv2d(c28, 1, 3, 1, 1)
         self.c7 = c7
 
@@ -67,7 +82,11 @@ class Generator(nn.Module):
         h = self.fc(torch.cat([z, lookup(self.embed, y)], dim=1)).view(-1, self.c7, self.base, self.base)
         h = F.relu(self.bn7(h, y))
         h = F.relu(self.bn14(self.up14(h), y))
+        for block in self.refine14:
+            h = block(h, y)
         h = F.relu(self.bn28(self.up28(h), y))
+        for block in self.refine28:
+            h = block(h, y)
         return torch.tanh(self.to_pixels(h))
 
 
