@@ -43,7 +43,7 @@ def test_a_deeper_generator_saves_and_loads_and_depth_0_keeps_the_old_names(tmp_
     import torch
 
     from inkdigits.config import ModelConfig
-    from inkdigits.models import Generator
+    from inkdigits.models import Generator, to_uint8
     from inkdigits.weights import save_weights, sidecar
 
     config = ModelConfig(g_width=8, latent_dim=16, g_depth=2)
@@ -58,5 +58,5 @@ def test_a_deeper_generator_saves_and_loads_and_depth_0_keeps_the_old_names(tmp_
     assert g.config.g_depth == 2
     z = torch.randn(4, 16)
     with torch.no_grad():
-        expected = net(z, torch.arange(4)).add(1).mul(127.5).round().squeeze(1).to(torch.uint8).numpy()
+        expected = to_uint8(net(z, torch.arange(4))).numpy()
     np.testing.assert_array_equal(g.generate([0, 1, 2, 3], styles=z.numpy()), expected)
