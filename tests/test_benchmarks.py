@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-BENCHMARKS = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("[!_]*.py"))  # _x.py: helpers
+BENCHMARK_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCHMARKS = sorted(BENCHMARK_DIR.glob("[!_]*.py"))  # _x.py: helpers
 
 
 def test_there_are_benchmarks():
@@ -39,7 +40,7 @@ def test_standing_stats_are_the_averaged_weights_own(tmp_path):
     from inkdigits.config import ModelConfig
     from inkdigits.models import Generator, lookup
 
-    spec = importlib.util.spec_from_file_location("quality", BENCHMARKS[0].parent / "quality.py")
+    spec = importlib.util.spec_from_file_location("quality", BENCHMARK_DIR / "quality.py")
     quality = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(quality)
     net = Generator(ModelConfig(g_width=4, latent_dim=8, embed_dim=4, num_classes=3, image_size=8))
