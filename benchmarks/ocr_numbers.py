@@ -16,6 +16,7 @@ question: 1,000 real-digit numbers alone, and the same 1,000 plus 10,000 inkdigi
 accuracy (the whole number right) and character error rate per test layout.
 
     python benchmarks/ocr_numbers.py [--train 10000] [--test 2000] [--epochs 8] [--threads 2] [--rows a,b] [--seed 1]
+        [--neatness -0.4]   # inkdigits' numbers' neatness (default: the export's)
 """
 
 import argparse
@@ -29,16 +30,17 @@ from torch import nn
 
 from inkdigits import datasets, load_generator
 from inkdigits.compose import INK, LAYOUTS, compose
+from inkdigits.limits import EXPORT_NEATNESS
 from inkdigits.numbers import HANDS, LAYOUT_CHOICES, item_layouts, item_seed, number_jobs, texts
 
 HEIGHT, WIDTH = 32, 160  # a fixed canvas, as OCR pipelines use
 LENGTH = (4, 8)
 
 
-def written(g, n: int, seed: int, layout: str = "plain", hands: str = "one"):
+def written(g, n: int, seed: int, layout: str = "plain", hands: str = "one", neatness: float = EXPORT_NEATNESS):
     """(images (n, H, W) uint8, texts) written by the generator, as `export --numbers` writes them."""
     jobs = number_jobs(n, seed, LENGTH, hands=hands, layout=layout)
-    images = [g.write(t, seed=s, height=HEIGHT, width=WIDTH, layout=lay, new_hand_per_digit=new)[0]
+    images = [g.write(t, seed=s, height=HEIGHT, width=WIDTH, layout=lay, new_hand_per_digit=new, neatness=neatness)[0]
               for _, t, s, new, lay in jobs]  # fmt: skip
     return np.stack(images), [t for _, t, *_ in jobs]
 
@@ -208,13 +210,14 @@ SYNTHETIC = {  # row -> (layout, hands) of its inkdigits numbers
 }
 
 
-def training_set(row: str, g, mnist, n: int, seed: int = 0):
-    """Row ``row``'s training numbers; ``seed`` 0 is the table in RESULTS.md, others draw other numbers."""
+def training_set(row: str, g, mnist, n: int, seed: int = 0, neatness: float = EXPORT_NEATNESS):
+    """Row ``row``'s training numbers; ``seed`` 0 is the table in RESULTS.md, others draw other numbers;
+    inkdigits' numbers are written at ``neatness``."""
     x, y = mnist.x_train.numpy(), mnist.y_train.numpy()
     s = 100 * seed
     if row in SYNTHETIC:
         layout, hands = SYNTHETIC[row]
-        return written(g, n, seed=1 + s, layout=layout, hands=hands)
+        return written(g, n, seed=1 + s, layout=layout, hands=hands, neatness=neatness)
     if row == "real":
         return in_inkdigits_layout(x, y, n, seed=1 + s)
     if row == "real-default":  # the default row's layouts with real digits: only the digit images differ
@@ -222,7 +225,7 @@ def training_set(row: str, g, mnist, n: int, seed: int = 0):
     few = in_inkdigits_layout(x, y, max(1, n // 10), seed=3 + s)
     if row == "real1k":
         return few
-    synthetic = written(g, n, 1 + s, *SYNTHETIC["default"])
+    synthetic = written(g, n, 1 + s, *SYNTHETIC["default"], neatness=neatness)
     return np.concatenate([few[0], synthetic[0]]), few[1] + synthetic[1]
 
 
@@ -235,6 +238,8 @@ def main():
     p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, of {', '.join(ROWS)}")
     p.add_argument("--weights")
     p.add_argument("--seed", type=int, default=0, help="of the training numbers and the recogniser (the test set stays)")
+    p.add_argument("--neatness", type=float, default=EXPORT_NEATNESS,
+                   help=f"of inkdigits' numbers (default {EXPORT_NEATNESS}, the export's; below 0: wider hands)")
     p.add_argument("--dry-run", action="store_true", help="64 numbers each, one epoch")
     args = p.parse_args()
     if args.dry_run:
@@ -248,13 +253,13 @@ def main():
              "independent layout": independent_layout(xt, yt, args.test, seed=2)}  # fmt: skip
     steps = args.epochs * -(-args.train // 64)
     print(f"{steps} steps of 64 numbers for every row ({args.epochs} epochs of {args.train}); {LENGTH[0]}-{LENGTH[1]} "
-          f"digits on a {HEIGHT}x{WIDTH} canvas; tested on {args.test} numbers of real MNIST test digits, a writer "
+          f"digits on a {HEIGHT}x{WIDTH} canvas; inkdigits' numbers at neatness {args.neatness:g}; tested on {args.test} numbers of real MNIST test digits, a writer "
           "per digit, in each layout (sequence accuracy / character error rate)\n")  # fmt: skip
     print("| trained on | " + " | ".join(tests) + " | minutes |")
     print("|---|" + "---:|" * (len(tests) + 1))
     for row in args.rows.split(","):
         t0 = time.perf_counter()
-        images, labels = training_set(row, g, mnist, args.train, args.seed)
+        images, labels = training_set(row, g, mnist, args.train, args.seed, args.neatness)
         model = train_recogniser(images, labels, steps, seed=args.seed)
         cells = [f"{exact:.2%} / {cer:.2%}" for exact, cer in (score(model, *test) for test in tests.values())]
         print(f"| {ROWS[row]} | " + " | ".join(cells) + f" | {(time.perf_counter() - t0) / 60:.1f} |", flush=True)

@@ -8,6 +8,7 @@ from PIL import Image
 from inkdigits import cli, data, idx, load_generator
 from inkdigits import images as im
 from inkdigits.errors import InkdigitsError
+from inkdigits.limits import EXPORT_NEATNESS
 
 
 @pytest.fixture
@@ -67,7 +68,12 @@ def test_export_npz(weights, tmp_path):
         assert f["images"].shape == (50, 28, 28) and f["images"].dtype == np.uint8
         assert f["labels"].dtype == np.uint8 and np.bincount(f["labels"]).tolist() == [5] * 10
         g = load_generator(weights)
-        np.testing.assert_array_equal(f["images"], g.generate(np.repeat(np.arange(10), 5), seed=1))
+        expected = g.generate(np.repeat(np.arange(10), 5), seed=1, neatness=EXPORT_NEATNESS)  # the export's default
+        np.testing.assert_array_equal(f["images"], expected)
+    wild = tmp_path / "wild.npz"
+    assert run("export", "--per-class", 5, "--seed", 1, "--neatness", "-0.5", "--weights", weights, "--out", wild) == 0
+    with np.load(wild) as f:
+        np.testing.assert_array_equal(f["images"], g.generate(np.repeat(np.arange(10), 5), seed=1, neatness=-0.5))
 
 
 def test_export_idx_round_trips_through_the_data_loader(weights, tmp_path):
@@ -116,15 +122,20 @@ def test_bad_arguments_exit_2_with_one_line(weights, tmp_path, monkeypatch, caps
     assert not list(tmp_path.glob("x.*")) and not list(tmp_path.glob("s.*"))
 
 
-def test_neatness_shrinks_the_styles(weights, tmp_path):
+def test_neatness_scales_the_styles(weights, tmp_path):
     g = load_generator(weights)
-    spread = [np.linalg.norm(g.styles(50, seed=1, neatness=n)) for n in (0.0, 0.25, 0.5, 0.75)]
+    levels = (-1.0, -0.5, 0.0, 0.25, 0.5, 0.75)
+    spread = [np.linalg.norm(g.styles(50, seed=1, neatness=n)) for n in levels]
     assert all(a > b > 0 for a, b in zip(spread, spread[1:], strict=False))  # neater: closer to the typical style
+    # the same styles scaled by 1 - neatness: below 0 wider than learned (-1: twice the spread)
+    np.testing.assert_allclose(g.styles(50, seed=1, neatness=-1.0), 2 * g.styles(50, seed=1), rtol=1e-6)
     typical = g.generate([3] * 4, seed=1, neatness=1.0)
     assert all(np.array_equal(typical[0], im) for im in typical)  # one hand: the mean style
-    with pytest.raises(InkdigitsError, match="neatness must be between 0 and 1"):
-        g.generate([3], seed=1, neatness=1.5)
+    for bad in (1.5, -1.5):
+        with pytest.raises(InkdigitsError, match="neatness must be between -1 and 1"):
+            g.generate([3], seed=1, neatness=bad)
     assert run("generate", "--digit", 3, "--neatness", "0.75", "--weights", weights, "--out", tmp_path / "n.png") == 0
+    assert run("generate", "--digit", 3, "--neatness", "-0.5", "--weights", weights, "--out", tmp_path / "w.png") == 0
     with pytest.raises(SystemExit) as e:
         run("generate", "--digit", 3, "--neatness", "2", "--weights", weights, "--out", tmp_path / "m.png")
     assert e.value.code == 2 and not (tmp_path / "m.png").exists()

@@ -10,6 +10,8 @@ from PIL import Image
 from inkdigits import cli, load_generator
 from inkdigits.compose import INK, MAX_OVERLAP
 from inkdigits.errors import InkdigitsError
+from inkdigits.limits import EXPORT_NEATNESS
+from inkdigits.numbers import number_jobs
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +109,19 @@ def test_export_numbers_npz_with_lengths_and_a_canvas(tmp_path):
         labels = f["labels"].tolist()
     records = [json.loads(line) for line in (out / "labels.jsonl").read_text().splitlines()]
     assert labels == [r["text"] for r in records] and all(4 <= len(t) <= 6 and t.isdigit() for t in labels)
+
+
+def test_export_numbers_are_the_jobs_written_at_the_exports_neatness(g, tmp_path):
+    """benchmarks/ocr_numbers.py builds the export's numbers in memory from number_jobs: the same images."""
+    out = tmp_path / "n"
+    assert cli.main(["export", "--numbers", "6", "--length", "4", "--format", "npz", "--height", "32", "--width",
+                     "160", "--workers", "1", "--out", str(out)]) == 0  # fmt: skip
+    with np.load(out / "images.npz") as f:
+        images = f["images"]
+    for i, text, seed, per_digit, layout in number_jobs(6, 0, (4, 4)):
+        expected = g.write(text, seed=seed, height=32, width=160, layout=layout, new_hand_per_digit=per_digit,
+                           neatness=EXPORT_NEATNESS)[0]  # fmt: skip
+        np.testing.assert_array_equal(images[i], expected)
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -23,7 +23,7 @@ from streamlit.testing.v1 import AppTest
 
 from inkdigits import cli, load_generator
 from inkdigits.errors import InkdigitsError
-from inkdigits.limits import MAX_SEED
+from inkdigits.limits import MAX_SEED, NEATNESS
 from inkdigits.share_link import TABS, parse_seed_text, read_link, readers
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -44,7 +44,7 @@ def test_any_link_reads_to_values_every_widget_accepts(params):
     assert set(values) <= set(allowed)
     for key, value in values.items():
         if key in ("neatness",):
-            assert 0.0 <= value <= 1.0
+            assert NEATNESS.lo <= value <= NEATNESS.hi
         elif key == "count":
             assert 1 <= value <= 64 and isinstance(value, int)
         elif key in ("rows", "frames"):
@@ -77,7 +77,7 @@ def app_env(measured_weights, monkeypatch):
 
 
 @pytest.mark.parametrize("params", [
-    {"tab": "digit", "neatness": "7"}, {"tab": "digit", "neatness": "-1"}, {"tab": "morph", "frames": "99"},
+    {"tab": "digit", "neatness": "7"}, {"tab": "digit", "neatness": "-7"}, {"tab": "morph", "frames": "99"},
     {"tab": "styles", "rows": "0"}, {"tab": "number", "spacing": "9"}, {"tab": "digit", "neatness": "nan"},
     {"tab": "digit", "seed-digit": "9" * 5000}, {"tab": "number", "number-hands": "both"},
     {"tab": "morph", "morph-same": "maybe"},

@@ -54,7 +54,13 @@ class Limit:
 
 MAX_SEED = 2**63 - 1
 SEED = Limit("seed", None, 0, MAX_SEED, integer=True, what="the same seed always gives the same images")
-NEATNESS = Limit("neatness", 0.0, 0.0, 1.0, what="0: the full variety of hands; 1: the single most typical hand")
+# Neatness scales the style vectors by 1 - neatness: 1 is the single most typical hand, 0 the variety the model
+# learned, below 0 wider than that (less legible, more varied: what a recogniser's training set wants).
+NEATNESS = Limit("neatness", 0.0, -1.0, 1.0,
+                 what="0: the full variety of hands; 1: the single most typical hand; below 0: wilder than learned")
+# The export's default: its sets train recognisers, which read real digits best when the styles spread wider
+# than the generator learned (benchmarks/ocr_numbers.py --neatness, quality.py --neatness; RESULTS section 12).
+EXPORT_NEATNESS = 0.0
 SPACING = Limit("spacing", 1.0, 0.0, 4.0, what="gaps between glyphs: 1 is the hand's own, each step adds 4 px")
 HEIGHT = Limit("height", None, 8, 512, integer=True, what="a fixed canvas height (the line is fitted)")
 WIDTH = Limit("width", None, 8, 4096, integer=True, what="a fixed canvas width (with height)")

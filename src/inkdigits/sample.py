@@ -98,8 +98,9 @@ class DigitGenerator:
     def styles(self, n: int, seed: int | None = None, neatness: float = NEATNESS.default) -> np.ndarray:
         """``n`` handwriting styles (latent vectors), reproducible from ``seed``.
 
-        ``neatness`` in [0, 1] shrinks them toward the mean style (the truncation trick): 0 is the full variety
-        the model learned, 1 the single most typical hand; benchmarks/neatness.py measures the trade."""
+        ``neatness`` in [-1, 1] scales them by ``1 - neatness``: above 0 toward the mean style (the truncation
+        trick), 1 the single most typical hand; 0 is the full variety the model learned; below 0 wider than it
+        (wilder, less legible hands). benchmarks/neatness.py measures the trade."""
         n, neatness = IMAGES.check(n), NEATNESS.check(neatness)
         gen = torch.Generator().manual_seed(seed_or_random(seed))
         return (torch.randn(n, self.latent_dim, generator=gen) * (1.0 - neatness)).numpy()
