@@ -1,7 +1,7 @@
 """What neatness trades: class accuracy, precision, recall and FID of the generator at several neatness
 levels (1000 samples per digit, seed 0, against the MNIST test set), with the real-data row.
 
-    python benchmarks/neatness.py [--weights models/generator.safetensors] [--levels 0 0.25 0.5 0.75]
+    python benchmarks/neatness.py [--weights models/generator.safetensors] [--levels -0.4 0 0.25 0.5]
 """
 
 import argparse
@@ -17,13 +17,13 @@ from inkdigits.classifier import load_classifier
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--weights")
-    p.add_argument("--levels", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75])
+    p.add_argument("--levels", type=float, nargs="+", default=[-0.6, -0.4, -0.2, 0.0, 0.25, 0.5, 0.75])
     p.add_argument("--per-class", type=int, default=1000)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--dry-run", action="store_true", help="20 per digit, two levels")
+    p.add_argument("--dry-run", action="store_true", help="20 per digit, three levels")
     args = p.parse_args()
     if args.dry_run:
-        args.per_class, args.levels = 20, [0.0, 0.5]
+        args.per_class, args.levels = 20, [-0.4, 0.0, 0.5]
     torch.set_num_threads(args.threads)
     g = load_generator(args.weights)
     mnist = datasets.load_mnist()

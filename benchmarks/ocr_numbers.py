@@ -30,14 +30,14 @@ from torch import nn
 
 from inkdigits import datasets, load_generator
 from inkdigits.compose import INK, LAYOUTS, compose
-from inkdigits.limits import EXPORT_NEATNESS
+from inkdigits.limits import NUMBERS_NEATNESS
 from inkdigits.numbers import HANDS, LAYOUT_CHOICES, item_layouts, item_seed, number_jobs, texts
 
 HEIGHT, WIDTH = 32, 160  # a fixed canvas, as OCR pipelines use
 LENGTH = (4, 8)
 
 
-def written(g, n: int, seed: int, layout: str = "plain", hands: str = "one", neatness: float = EXPORT_NEATNESS):
+def written(g, n: int, seed: int, layout: str = "plain", hands: str = "one", neatness: float = NUMBERS_NEATNESS):
     """(images (n, H, W) uint8, texts) written by the generator, as `export --numbers` writes them."""
     jobs = number_jobs(n, seed, LENGTH, hands=hands, layout=layout)
     images = [g.write(t, seed=s, height=HEIGHT, width=WIDTH, layout=lay, new_hand_per_digit=new, neatness=neatness)[0]
@@ -210,7 +210,7 @@ SYNTHETIC = {  # row -> (layout, hands) of its inkdigits numbers
 }
 
 
-def training_set(row: str, g, mnist, n: int, seed: int = 0, neatness: float = EXPORT_NEATNESS):
+def training_set(row: str, g, mnist, n: int, seed: int = 0, neatness: float = NUMBERS_NEATNESS):
     """Row ``row``'s training numbers; ``seed`` 0 is the table in RESULTS.md, others draw other numbers;
     inkdigits' numbers are written at ``neatness``."""
     x, y = mnist.x_train.numpy(), mnist.y_train.numpy()
@@ -238,8 +238,8 @@ def main():
     p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, of {', '.join(ROWS)}")
     p.add_argument("--weights")
     p.add_argument("--seed", type=int, default=0, help="of the training numbers and the recogniser (the test set stays)")
-    p.add_argument("--neatness", type=float, default=EXPORT_NEATNESS,
-                   help=f"of inkdigits' numbers (default {EXPORT_NEATNESS}, the export's; below 0: wider hands)")
+    p.add_argument("--neatness", type=float, default=NUMBERS_NEATNESS,
+                   help=f"of inkdigits' numbers (default {NUMBERS_NEATNESS}, the export's; below 0: wider hands)")
     p.add_argument("--dry-run", action="store_true", help="64 numbers each, one epoch")
     args = p.parse_args()
     if args.dry_run:

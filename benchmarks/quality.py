@@ -21,7 +21,7 @@ from inkdigits import datasets, load_generator
 from inkdigits import evaluate as ev
 from inkdigits.classifier import load_classifier
 from inkdigits.fileio import atomic_write_text
-from inkdigits.limits import EXPORT_NEATNESS, NEATNESS
+from inkdigits.limits import NEATNESS
 from inkdigits.weights import metrics_path
 
 
@@ -91,8 +91,7 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cas", action="store_true")
     p.add_argument("--neatness", type=float, default=NEATNESS.default,
-                   help="of the samples (default: the model's own variety; the export's default is "
-                        f"{EXPORT_NEATNESS}); not with --save-metrics")
+                   help="of the samples (default: the model's own variety); not with --save-metrics")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--save-metrics", action="store_true")
     p.add_argument("--standing-stats", type=int, default=0, metavar="BATCHES",

@@ -10,7 +10,7 @@ from PIL import Image
 from inkdigits import cli, load_generator
 from inkdigits.compose import INK, MAX_OVERLAP
 from inkdigits.errors import InkdigitsError
-from inkdigits.limits import EXPORT_NEATNESS
+from inkdigits.limits import NUMBERS_NEATNESS
 from inkdigits.numbers import number_jobs
 
 
@@ -120,7 +120,7 @@ def test_export_numbers_are_the_jobs_written_at_the_exports_neatness(g, tmp_path
         images = f["images"]
     for i, text, seed, per_digit, layout in number_jobs(6, 0, (4, 4)):
         expected = g.write(text, seed=seed, height=32, width=160, layout=layout, new_hand_per_digit=per_digit,
-                           neatness=EXPORT_NEATNESS)[0]  # fmt: skip
+                           neatness=NUMBERS_NEATNESS)[0]  # fmt: skip
         np.testing.assert_array_equal(images[i], expected)
 
 

@@ -104,8 +104,8 @@ def sidebar(g) -> None:
             rows.append(("train on synthetic, test on real", f"{metrics['cas']:.2%}"))
         st.sidebar.table({"metric": [r[0] for r in rows], "value": [r[1] for r in rows]})
     st.sidebar.slider("Neatness", NEATNESS.lo, NEATNESS.hi, NEATNESS.default, 0.05, key="neatness",
-                      help=f"{NEATNESS.what}. Neater is more legible and less varied (models/MODEL_CARD.md measures "
-                           "it); at 1 every image of a class is the same.")  # fmt: skip
+                      help=f"{NEATNESS.what}. Neater is more legible and less varied, below 0 wilder and more varied "
+                           "(models/MODEL_CARD.md measures it); at 1 every image of a class is the same.")  # fmt: skip
     st.sidebar.caption(f"Weights: `{g.path.name if g.path else '?'}` · see models/MODEL_CARD.md")
 
 

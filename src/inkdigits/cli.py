@@ -25,7 +25,7 @@ from .cli_args import (
 )
 from .config import METRICS_PER_CLASS, ClassifierTrainConfig, DataSpec, ModelConfig, TrainConfig
 from .errors import InkdigitsError
-from .limits import NEATNESS, ROWS
+from .limits import NEATNESS, NUMBERS_NEATNESS, ROWS
 
 
 def build_parser() -> Parser:
@@ -202,6 +202,8 @@ def cmd_generate(args) -> int:
 def cmd_export(args) -> int:
     from .formats import export_dataset
 
+    if args.neatness is None:  # each kind of export's own default (limits.py)
+        args.neatness = NUMBERS_NEATNESS if args.numbers else NEATNESS.default
     if args.numbers:
         return export_numbers(args)
     if args.format == "png":

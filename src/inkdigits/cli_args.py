@@ -10,7 +10,7 @@ from dataclasses import MISSING, fields, replace
 from .compose import LAYOUTS
 from .config import DataSpec, ModelConfig, TrainConfig, cli_fields, flag
 from .errors import InkdigitsError
-from .limits import EXPORT_NEATNESS, HEIGHT, NEATNESS, SPACING, WIDTH, Limit
+from .limits import HEIGHT, NEATNESS, NUMBERS_NEATNESS, SPACING, WIDTH, Limit
 from .limits import SEED as SEED_LIMIT
 from .numbers import HANDS, LAYOUT_CHOICES, PER_DIGIT_SHARE
 
@@ -139,9 +139,10 @@ def add_layout_flags(parser, dataset: bool = False) -> None:
                         help="plain: one tidy hand, centred; varied: sizes, strokes, gaps, slant and place on the "
                              "canvas as varied as real numbers" + ("; mixed: half of each" if dataset else "")
                              + f" (default {default})")  # fmt: skip
-    if dataset:
-        add_limit_flag(parser, NEATNESS, f"{NEATNESS.what}. The export's default spreads the hands wider than "
-                                         "learned: recognisers trained on it read real digits better", EXPORT_NEATNESS)
+    if dataset:  # None: each kind of export's own default, set in cmd_export
+        add_limit_flag(parser, NEATNESS, f"{NEATNESS.what} (default {NEATNESS.default}; with --numbers "
+                                         f"{NUMBERS_NEATNESS}: recognisers trained on wider hands read real numbers "
+                                         "better)", default=None)
     else:
         add_limit_flag(parser, NEATNESS)
     for limit in (SPACING, HEIGHT, WIDTH):

@@ -1,9 +1,10 @@
 """A labelled dataset of written numbers for OCR: ``inkdigits export --numbers N --out numbers/``.
 
 Each item is a random string (``--length 4-10`` digits) or one drawn from a ``--pattern`` such as
-``ddd-dddd`` or ``dd/dd/dddd`` (``d``: a random digit; separators are kept), written by one hand with the
-composer. The folder gets ``NNNNNN.png`` files (or one ``images.npz``: zero-padded images, their heights and
-widths, and the texts) and ``labels.jsonl`` (file or index, text, per-character boxes). Items are made by a
+``ddd-dddd`` or ``dd/dd/dddd`` (``d``: a random digit; separators are kept), written with the composer by one
+hand or a hand per digit (``--hands``), the styles spread wider than learned (limits.NUMBERS_NEATNESS). The
+folder gets ``NNNNNN.png`` files (or one ``images.npz``: zero-padded images, their heights and widths, and the
+texts) and ``labels.jsonl`` (file or index, text, per-character boxes). Items are made by a
 pool of worker processes; the folder appears only once complete (written beside it, then renamed).
 """
 
@@ -26,6 +27,7 @@ import numpy as np
 from .compose import MAX_LINE, MAX_NUMBER_DIGITS, SEPARATORS
 from .errors import InkdigitsError
 from .formats import numbers_npz_bytes
+from .limits import NUMBERS_NEATNESS
 
 
 def parse_length(text: str) -> tuple[int, int]:
@@ -153,7 +155,7 @@ def export_numbers(g, n: int, seed: int, out: Path, length=(4, 10), pattern=None
     if not one_file and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InkdigitsError(f"{out}: already exists and is not an empty folder; pick a new --out")
     workers = workers or os.cpu_count() or 1
-    options = dict(options or {})
+    options = {"neatness": NUMBERS_NEATNESS, **(options or {})}
     jobs = number_jobs(n, seed, length, pattern, hands, options.pop("layout", LAYOUT_CHOICES[0]))
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
