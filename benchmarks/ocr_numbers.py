@@ -40,8 +40,8 @@ LENGTH = (4, 8)
 def written(g, n: int, seed: int, layout: str = "plain", hands: str = "one", neatness: float = NUMBERS_NEATNESS):
     """(images (n, H, W) uint8, texts) written by the generator, as `export --numbers` writes them."""
     jobs = number_jobs(n, seed, LENGTH, hands=hands, layout=layout)
-    images = [g.write(t, seed=s, height=HEIGHT, width=WIDTH, layout=lay, new_hand_per_digit=new, neatness=neatness)[0]
-              for _, t, s, new, lay in jobs]  # fmt: skip
+    canvas = {"height": HEIGHT, "width": WIDTH, "neatness": neatness}
+    images = [g.write(t, seed=s, layout=lay, new_hand_per_digit=new, **canvas)[0] for _, t, s, new, lay in jobs]
     return np.stack(images), [t for _, t, *_ in jobs]
 
 
@@ -253,8 +253,9 @@ def main():
              "independent layout": independent_layout(xt, yt, args.test, seed=2)}  # fmt: skip
     steps = args.epochs * -(-args.train // 64)
     print(f"{steps} steps of 64 numbers for every row ({args.epochs} epochs of {args.train}); {LENGTH[0]}-{LENGTH[1]} "
-          f"digits on a {HEIGHT}x{WIDTH} canvas; inkdigits' numbers at neatness {args.neatness:g}; tested on {args.test} numbers of real MNIST test digits, a writer "
-          "per digit, in each layout (sequence accuracy / character error rate)\n")  # fmt: skip
+          f"digits on a {HEIGHT}x{WIDTH} canvas; inkdigits' numbers at neatness {args.neatness:g}; tested on "
+          f"{args.test} numbers of real MNIST test digits, a writer per digit, in each layout (sequence accuracy / "
+          "character error rate)\n")  # fmt: skip
     print("| trained on | " + " | ".join(tests) + " | minutes |")
     print("|---|" + "---:|" * (len(tests) + 1))
     for row in args.rows.split(","):

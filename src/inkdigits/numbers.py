@@ -4,8 +4,8 @@ Each item is a random string (``--length 4-10`` digits) or one drawn from a ``--
 ``ddd-dddd`` or ``dd/dd/dddd`` (``d``: a random digit; separators are kept), written with the composer by one
 hand or a hand per digit (``--hands``), the styles spread wider than learned (limits.NUMBERS_NEATNESS). The
 folder gets ``NNNNNN.png`` files (or one ``images.npz``: zero-padded images, their heights and widths, and the
-texts) and ``labels.jsonl`` (file or index, text, per-character boxes). Items are made by a
-pool of worker processes; the folder appears only once complete (written beside it, then renamed).
+texts) and ``labels.jsonl`` (file or index, text, per-character boxes). Items are made by a pool of worker
+processes; the folder appears only once complete (written beside it, then renamed).
 """
 
 from __future__ import annotations
