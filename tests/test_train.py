@@ -10,6 +10,7 @@ import torch
 from conftest import TINY_MODEL, TINY_TRAIN, flags, free_port
 
 from inkdigits import cli, datasets, load_generator
+from inkdigits import train as train_module
 from inkdigits.config import LR, SMALL_DATA_LR, ModelConfig, TrainConfig
 from inkdigits.errors import InkdigitsError
 from inkdigits.gan import ConditionalGAN
@@ -113,6 +114,16 @@ def test_train_end_to_end_then_resume_and_sample(data_dir, tmp_path):
                                "--eval-every 8 --batch-size 32 --eval-per-class 0 --val-size 64 --limit 256 --threads 1")
     state = torch.load(out / CHECKPOINT, weights_only=True)
     assert state["commands"][1] == f"inkdigits train --out {out} --resume --epochs 2 --threads 1"
+
+
+def test_each_score_line_says_how_long_is_left(monkeypatch):
+    monkeypatch.setattr(train_module.time, "perf_counter", lambda: 100.0)
+    left = train_module.left_seconds((40.0, 10), 30, 90)  # 20 steps (scoring included) in 60 s; 60 steps to go
+    assert left == 180.0
+    record = {"step": 30, "epoch": 1, "loss_d": 1.0, "loss_g": 0.5, "augment_p": 0.0, "images_per_s": 300.0,
+              "wall_seconds": 60.0, "fid": None}  # fmt: skip
+    assert "1.0 min, about 3 min left" in train_module.summary(record, 90, left)
+    assert "left" not in train_module.summary({**record, "step": 90}, 90, 0.0)  # the last one: done, not "0 min"
 
 
 @pytest.mark.parametrize("flag, value, message", [

@@ -112,6 +112,7 @@ def train(out: Path | str, overrides: dict | None = None, *, data: dict | None =
                disable=quiet or not procs.is_main or not sys.stderr.isatty())  # fmt: skip
     with distributed.StopSignal() as stop:
         sums, t0, stretch = torch.zeros(2, dtype=torch.float64), time.perf_counter(), 0
+        pace = (t0, gan.step)  # this process's start: the time left is judged from its own steps and scoring
         while gan.step < total_steps:
             epoch, position = divmod(gan.step, steps_per_epoch)
             if epoch != order_epoch:
@@ -158,7 +159,7 @@ def train(out: Path | str, overrides: dict | None = None, *, data: dict | None =
                                    selected_by=record["selected_by"], **{key: record[key] for key in EXPORTED})  # fmt: skip
                     run.export(gan.G_ema, info, best)
                     run.save_checkpoint(checkpoint())
-                    log(summary(record, total_steps))
+                    log(summary(record, total_steps, left_seconds(pace, gan.step, total_steps)))
             else:
                 history.append(record)
             eval_seconds = time.perf_counter() - t_eval
@@ -227,8 +228,15 @@ def eval_record(gan, steps_per_epoch: int, partial: dict, batch_size: int, histo
             "augment_p": gan.ada.p, "d_real_sign": None if math.isnan(rt) else rt}  # fmt: skip
 
 
-def summary(r: dict, total_steps: int) -> str:
+def left_seconds(pace: tuple[float, int], step: int, total_steps: int) -> float:
+    """Seconds until ``total_steps`` at the pace since ``pace`` = (perf_counter, step), scoring included."""
+    started, first_step = pace
+    return (time.perf_counter() - started) / max(1, step - first_step) * (total_steps - step)
+
+
+def summary(r: dict, total_steps: int, left: float = 0.0) -> str:
     scores = f"  val class_acc {r['class_acc']:.2%}  val fid {r['fid']:.3f}" if r["fid"] is not None else ""
+    eta = f", about {math.ceil(left / 60)} min left" if r["step"] < total_steps else ""
     return (f"step {r['step']:,}/{total_steps:,} (epoch {r['epoch']:g}): loss_d {r['loss_d']:.3f} "
             f"loss_g {r['loss_g']:.3f}  augment p {r['augment_p']:.2f}  {r['images_per_s']:.0f} img/s  "
-            f"{r['wall_seconds'] / 60:.1f} min{scores}")  # fmt: skip
+            f"{r['wall_seconds'] / 60:.1f} min{eta}{scores}")  # fmt: skip
