@@ -234,7 +234,7 @@ def left_seconds(pace: tuple[float, int], step: int, total_steps: int) -> float:
     return (time.perf_counter() - started) / max(1, step - first_step) * (total_steps - step)
 
 
-def summary(r: dict, total_steps: int, left: float = 0.0) -> str:
+def summary(r: dict, total_steps: int, left: float) -> str:
     scores = f"  val class_acc {r['class_acc']:.2%}  val fid {r['fid']:.3f}" if r["fid"] is not None else ""
     eta = f", about {math.ceil(left / 60)} min left" if r["step"] < total_steps else ""
     return (f"step {r['step']:,}/{total_steps:,} (epoch {r['epoch']:g}): loss_d {r['loss_d']:.3f} "
